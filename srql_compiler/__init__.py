@@ -1,0 +1,1 @@
+"""SRQL: parse, bind against the catalog, plan, and emit Proton / ClickHouse / DuckDB SQL."""
