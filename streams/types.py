@@ -69,6 +69,9 @@ def _t(name: str, kind: Kind, **kw: object) -> ColumnType:
 
 
 STRING = _t("string", Kind.STRING)
+# An IPv4/IPv6 address kept as text everywhere (portable across Proton, ClickHouse, DuckDB and Parquet);
+# the compiler knows it is an address, so `src_ip IN '10.0.0.0/8'` means prefix containment.
+IP = _t("ip", Kind.STRING)
 LC_STRING = _t("string", Kind.STRING, low_cardinality=True)
 UINT8 = _t("uint8", Kind.INTEGER)
 UINT16 = _t("uint16", Kind.INTEGER)
@@ -85,6 +88,7 @@ UINT32_ARRAY = _t("array_uint32", Kind.ARRAY, element=UINT32)
 # Per-target spelling tables. Proton uses lower-case snake_case type names (specs/proton.md §1.1).
 _PROTON = {
     "string": "string",
+    "ip": "string",
     "uint8": "uint8",
     "uint16": "uint16",
     "uint32": "uint32",
@@ -99,6 +103,7 @@ _PROTON = {
 }
 _CLICKHOUSE = {
     "string": "String",
+    "ip": "String",
     "uint8": "UInt8",
     "uint16": "UInt16",
     "uint32": "UInt32",
@@ -114,6 +119,7 @@ _CLICKHOUSE = {
 # DuckDB keeps event times as naive TIMESTAMP in UTC: the archive never depends on a session time zone.
 _DUCKDB = {
     "string": "VARCHAR",
+    "ip": "VARCHAR",
     "uint8": "UTINYINT",
     "uint16": "USMALLINT",
     "uint32": "UINTEGER",
@@ -128,6 +134,7 @@ _DUCKDB = {
 }
 _ARROW = {
     "string": pa.string(),
+    "ip": pa.string(),
     "uint8": pa.uint8(),
     "uint16": pa.uint16(),
     "uint32": pa.uint32(),
