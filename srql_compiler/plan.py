@@ -37,6 +37,13 @@ class Lit:
 
 
 @dataclass(frozen=True)
+class Months:
+    """A calendar-month interval (``FROM LAST 3 MONTHS``), used as the right side of ``Arith``."""
+
+    n: int
+
+
+@dataclass(frozen=True)
 class Now:
     """The current time when the query runs (``now64(3, 'UTC')``)."""
 
@@ -151,7 +158,7 @@ class WindowBound:
 
 
 Expr = Union[  # noqa: UP007 - a runtime alias used with isinstance-based dispatch
-    Col, Lit, Now, StartOfDay, Arith, Func, Cmp, And, Or, Not, InList, Between, IsNull, Contains, Like, InCidr,
+    Col, Lit, Months, Now, StartOfDay, Arith, Func, Cmp, And, Or, Not, InList, Between, IsNull, Contains, Like, InCidr,
     MeasureRef, WindowBound,
 ]
 
