@@ -343,9 +343,9 @@ class _Binder:
                 raise self.error(f"two output columns are called '{name}'; add AS <name>", item)
             out.append((name, expr))
             self.output_aliases[name] = expr
-        if not grouped and any(isinstance(e, P.MeasureRef) for _, e in out):
-            if not all(isinstance(e, P.MeasureRef) for _, e in out):
-                raise self.error("mixing measures and plain fields needs GROUP BY those fields", st.items[0])
+        measures = [isinstance(e, P.MeasureRef) for _, e in out]
+        if not grouped and any(measures) and not all(measures):
+            raise self.error("mixing measures and plain fields needs GROUP BY those fields", st.items[0])
         return tuple(out)
 
     def _value_or_measure(self, node: ast.Node, grouped: bool) -> P.Expr:
@@ -463,8 +463,8 @@ class _Binder:
             return P.Col(f.name, alias, f.type)
         found = self.scope.find(node.parts[0])
         if len(found) > 1:
-            raise self.error(f"'{node.text}' is a field of both joined entities; qualify it ({found[0][0]}.{node.text})",
-                             node)
+            qualified = f"{found[0][0]}.{node.text}"
+            raise self.error(f"'{node.text}' is a field of both joined entities; qualify it ({qualified})", node)
         if found:
             alias, f = found[0]
             return P.Col(f.name, alias, f.type)
@@ -478,7 +478,7 @@ class _Binder:
             raise self.error(f"unknown field '{node.text}' in {where}", node, did_you_mean(node.text, cands))
         return col
 
-    def _expr(self, node: ast.Node, post_agg: bool = False) -> P.Expr:  # noqa: C901 - a dispatch table
+    def _expr(self, node: ast.Node, post_agg: bool = False) -> P.Expr:
         if isinstance(node, ast.Name):
             if node.text in WINDOW_BOUNDS and self.stmt.window is not None:
                 return P.WindowBound(node.text)  # type: ignore[arg-type]
@@ -620,7 +620,7 @@ class _Binder:
             left = self._coerce(left, rt, _describe(right), node.left)
         elif lt is not None and rt is not None and not _comparable(lt, rt):
             raise self.error(f"cannot compare {_describe(left)} ({lt}) with {_describe(right)} ({rt})", node)
-        if isinstance(left, P.Lit) and left.value is None or isinstance(right, P.Lit) and right.value is None:
+        if (isinstance(left, P.Lit) and left.value is None) or (isinstance(right, P.Lit) and right.value is None):
             raise self.error("comparing with NULL is never true; use IS NULL / IS NOT NULL", node)
         for side in (left, right):
             t = _type_of(side)
@@ -788,7 +788,7 @@ def _comparable(a: ColumnType, b: ColumnType) -> bool:
     return a.kind == b.kind
 
 
-def _type_of(expr: P.Expr) -> ColumnType | None:  # noqa: C901 - one case per node type
+def _type_of(expr: P.Expr) -> ColumnType | None:
     """The type an expression evaluates to (None for NULL and duration constants)."""
     if isinstance(expr, P.Col | P.MeasureRef):
         return expr.type

@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
 from srql_compiler import ast
 from srql_compiler.errors import SRQLError, did_you_mean
@@ -98,7 +98,9 @@ def _syntax_error(query: str, err: UnexpectedInput) -> SRQLError:
         if expected:
             msg += f"; expected {_join(expected)}"
         raw = getattr(err, "expected", set()) or set()
-        keywords = [w for w in raw if w.isalpha() and w.isupper()] + (["SHOW", "FIND", "SELECT"] if "SHOW" in raw else [])
+        keywords = [w for w in raw if w.isalpha() and w.isupper()]
+        if "SHOW" in raw:
+            keywords += ["FIND", "SELECT"]
         hint = did_you_mean(text, keywords or KEYWORDS, ignore_case=True) if tok.type == "NAME" else None
         return SRQLError.at(msg, query, tok.start_pos or 0, len(text), suggestion=hint)
     if isinstance(err, UnexpectedCharacters):

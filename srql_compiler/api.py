@@ -1,0 +1,107 @@
+"""The public API: ``compile``, ``parse``, ``bind`` and the :class:`Compiled` result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from srql_compiler import emit
+from srql_compiler import plan as P
+from srql_compiler.binder import bind
+from srql_compiler.dialects import proton as pd
+from srql_compiler.errors import SRQLError
+
+TARGETS = ("proton", "clickhouse", "duckdb")
+SINK_KINDS = ("adapter", "clickhouse", "stream")
+DEFAULT_ADAPTER = "127.0.0.1:8080"
+DEFAULT_CLICKHOUSE = "127.0.0.1:9000"
+
+
+@dataclass
+class Compiled:
+    """A compiled query.
+
+    ``sql`` is the text to run (for a materialized view, every statement, separated by ``;`` and a
+    newline); ``statements`` the same one by one; ``tree`` the sqlglot expression of the query;
+    ``columns`` the output columns as (name, type); ``plan`` the bound logical plan.
+    """
+
+    sql: str
+    target: str
+    plan: P.Plan
+    tree: exp.Expression
+    statements: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def columns(self) -> list[tuple[str, str]]:
+        return [(c.name, str(c.type)) for c in self.plan.columns]
+
+    def __str__(self) -> str:
+        return self.sql
+
+
+def compile(
+    query: str,
+    target: str = "proton",
+    *,
+    proton_version: str = "3",
+    mv: str | None = None,
+    into: str | None = None,
+    sink: str = "adapter",
+    sink_address: str | None = None,
+    archive: str | None = None,
+    pretty: bool = False,
+) -> Compiled:
+    """Compile SRQL to SQL for ``target`` ("proton", "clickhouse" or "duckdb").
+
+    ``proton_version`` ("3" or "1.6") picks the EMIT spelling. ``mv``/``into`` wrap a STREAM in
+    ``CREATE MATERIALIZED VIEW mv INTO into``; ``sink`` says what ``into`` is: the local adapter through
+    a ``timeplus`` external stream (default), a ClickHouse external table, or an existing stream.
+    ``archive`` makes the DuckDB target read the Parquet archive under that directory.
+    Raises :class:`SRQLError` on any fault.
+    """
+    if target not in TARGETS:
+        raise SRQLError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
+    plan = bind(query)
+    warnings = list(plan.warnings)
+    emitter = _emitter(plan, target, proton_version, archive)
+    if plan.statement == "stream" and target != "proton":
+        warnings.append(f"STREAM compiled for {target}: it runs once over stored data, not continuously")
+    tree = emitter.select()
+    dialect = emitter.dialect
+    statements = [tree.sql(dialect=dialect, pretty=pretty)]
+    if mv or into:
+        statements = _materialized_view(plan, tree, target, mv, into, sink, sink_address, dialect, pretty)
+    return Compiled(";\n".join(statements), target, plan, tree, statements, warnings)
+
+
+def _emitter(plan: P.Plan, target: str, proton_version: str, archive: str | None) -> emit.SQLEmitter:
+    if target == "proton":
+        return emit.ProtonEmitter(plan, proton_version)
+    if target == "clickhouse":
+        return emit.ClickHouseEmitter(plan)
+    return emit.DuckDBEmitter(plan, archive)
+
+
+def _materialized_view(
+    plan: P.Plan, tree: exp.Expression, target: str, mv: str | None, into: str | None, sink: str,
+    address: str | None, dialect: str, pretty: bool,
+) -> list[str]:
+    if target != "proton" or plan.statement != "stream":
+        raise SRQLError("materialized views (--mv/--into) are for STREAM queries on the proton target")
+    if not mv or not into:
+        raise SRQLError("a materialized view needs both a name (--mv) and a sink (--into)")
+    if sink not in SINK_KINDS:
+        raise SRQLError(f"unknown sink kind {sink!r}; expected one of {', '.join(SINK_KINDS)}")
+    out = []
+    if sink == "adapter":
+        settings = {"type": "timeplus", "hosts": address or DEFAULT_ADAPTER, "stream": into}
+        out.append(pd.create_external_stream(into, settings).sql(dialect=dialect, pretty=pretty))
+    elif sink == "clickhouse":
+        settings = {"type": "clickhouse", "address": address or DEFAULT_CLICKHOUSE, "table": into}
+        out.append(pd.create_external_table(into, settings).sql(dialect=dialect, pretty=pretty))
+    view = pd.create_materialized_view(mv, tree, into=into)  # type: ignore[arg-type]
+    out.append(view.sql(dialect=dialect, pretty=pretty))
+    return out

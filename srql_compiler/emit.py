@@ -1,0 +1,676 @@
+"""SQL emitters: a :class:`~srql_compiler.plan.Plan` → a sqlglot expression tree → SQL text.
+
+One class per target, in the manner of sqlglot's dialects: the shared shape of a query lives in
+:class:`SQLEmitter`, and each target overrides the hooks (source, windows, time constants, aggregates,
+substring and prefix tests, top-n, latest) and a table of function names.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime, timedelta
+
+from sqlglot import exp
+
+from srql_compiler import plan as P
+from srql_compiler.dialects import proton as pd
+from srql_compiler.errors import SRQLError
+
+# Largest unit first; weeks become days so that every target aligns windows on the Unix epoch.
+_UNITS = (("DAY", "d", 86_400_000), ("HOUR", "h", 3_600_000), ("MINUTE", "m", 60_000), ("SECOND", "s", 1000),
+          ("MILLISECOND", "ms", 1))
+
+
+def split_duration(d: timedelta, units: tuple = _UNITS) -> tuple[int, str, str]:
+    """(amount, SQL unit, shorthand) in the largest unit that divides ``d`` exactly."""
+    ms = round(d / timedelta(milliseconds=1))
+    for name, short, size in units:
+        if ms % size == 0:
+            return ms // size, name, short
+    raise SRQLError(f"durations must be whole milliseconds, not {d}")
+
+
+def _ms(d: timedelta) -> int:
+    return round(d / timedelta(milliseconds=1))
+
+
+def _and(items: list[exp.Expression]) -> exp.Expression | None:
+    items = [i for i in items if i is not None]
+    if not items:
+        return None
+    return exp.and_(*items) if len(items) > 1 else items[0]
+
+
+class SQLEmitter:
+    """The shape shared by every SQL target. Subclasses set ``dialect`` and override the hooks."""
+
+    dialect = ""
+    name = ""
+    # logical function → target spelling
+    FUNCS: dict[str, str] = {}
+
+    def __init__(self, plan: P.Plan) -> None:
+        self.plan = plan
+        self.qualify = plan.join is not None
+
+    # ------------------------------------------------------------------ entry points
+    def select(self) -> exp.Select:
+        p = self.plan
+        if p.statement == "count":
+            sel = exp.select(exp.alias_(exp.Count(this=exp.Star()), "count"))
+        elif p.is_aggregate:
+            sel = exp.select(*self._aggregate_projection())
+        else:
+            sel = exp.select(*self._plain_projection())
+            if p.distinct:
+                sel = sel.distinct()
+        source = self.from_clause()
+        if p.latest and not p.is_aggregate:
+            source = self._latest_source(source)
+        sel = sel.from_(source)
+        if p.join is not None:
+            sel = self.add_join(sel, p.join)
+        where = self._outer_where()
+        if where is not None:
+            sel = sel.where(where)
+        if p.is_aggregate and p.statement != "count":
+            sel = sel.group_by(*self._group_by())
+            if p.having is not None:
+                sel = sel.having(self.having(p.having))
+        return self.finish(sel)
+
+    def _filters(self) -> tuple[list[exp.Expression], list[exp.Expression]]:
+        """(filters applied before LATEST picks the newest row per key, filters applied after).
+
+        For an inventory LATEST is the current state, so WHERE filters that state; for append-only
+        entities LATEST picks the newest matching row, so WHERE comes first.
+        """
+        p = self.plan
+        time = [self.expr(p.time_range)] if p.time_range is not None else []
+        where = [self.expr(p.where)] if p.where is not None else []
+        if not p.latest or p.is_aggregate:
+            return [], time + where
+        return (time, where) if p.source.inventory else (time + where, [])
+
+    def _outer_where(self) -> exp.Expression | None:
+        return _and(self._filters()[1])
+
+    def _latest_source(self, source: exp.Expression) -> exp.Expression:
+        inner = exp.select(exp.Star()).from_(source)
+        pre = _and(self._filters()[0])
+        if pre is not None:
+            inner = inner.where(pre)
+        return self.latest(inner).subquery(self.plan.source.alias)
+
+    def sql(self, pretty: bool = False) -> str:
+        return self.select().sql(dialect=self.dialect, pretty=pretty)
+
+    def finish(self, sel: exp.Select) -> exp.Select:
+        """ORDER BY and LIMIT (top-n per window when windowed)."""
+        p = self.plan
+        if p.top_n_per_window:
+            return self.top_n(sel)
+        if p.order_by:
+            sel = sel.order_by(*self.order_keys())
+        if p.limit is not None:
+            sel = sel.limit(p.limit)
+        return sel
+
+    # ------------------------------------------------------------------ projections
+    def _plain_projection(self) -> list[exp.Expression]:
+        p = self.plan
+        if p.projection is None:
+            if p.join is None:
+                return [exp.Star()]
+            return [exp.alias_(self.col(P.Col(c.name, "", c.type), out=True), c.name) for c in p.columns]
+        return [self._named(n, e) for n, e in p.projection]
+
+    def _named(self, name: str, e: P.Expr) -> exp.Expression:
+        inner = self.expr(e)
+        if isinstance(inner, exp.Column) and inner.name == name:
+            return inner
+        return exp.alias_(inner, name)
+
+    def _aggregate_projection(self) -> list[exp.Expression]:
+        p = self.plan
+        if p.projection is not None:
+            items = []
+            for n, e in p.projection:
+                if isinstance(e, P.MeasureRef):
+                    items.append(exp.alias_(self.aggregate(self._agg(e.name)), n))
+                else:
+                    items.append(self._named(n, e))
+            return items
+        out: list[exp.Expression] = []
+        if p.window is not None:
+            out += self.window_columns()
+        out += [self.expr(c) for c in p.group_by]
+        out += [exp.alias_(self.aggregate(a), a.name) for a in p.aggregates]
+        return out
+
+    def _agg(self, name: str) -> P.Aggregate:
+        return next(a for a in self.plan.aggregates if a.name == name)
+
+    def _group_by(self) -> list[exp.Expression]:
+        keys: list[exp.Expression] = []
+        if self.plan.window is not None:
+            keys += [exp.column("window_start"), exp.column("window_end")]
+        return keys + [self.expr(c) for c in self.plan.group_by]
+
+    def order_keys(self) -> list[exp.Ordered]:
+        return [exp.Ordered(this=self.order_expr(k.expr), desc=k.desc) for k in self.plan.order_by]
+
+    def order_expr(self, e: P.Expr) -> exp.Expression:
+        if isinstance(e, P.MeasureRef):
+            return exp.column(e.name)
+        return self.expr(e)
+
+    def tie_breakers(self) -> list[exp.Ordered]:
+        """Group keys after the user's keys, so top-n and ordering are deterministic on ties."""
+        used = {k.expr for k in self.plan.order_by}
+        return [exp.Ordered(this=self.expr(c), desc=False) for c in self.plan.group_by if c not in used]
+
+    def having(self, e: P.Expr) -> exp.Expression:
+        return self.expr(e)
+
+    # ------------------------------------------------------------------ expressions
+    def col(self, c: P.Col, out: bool = False) -> exp.Expression:
+        if self.qualify and c.source and not out:
+            return exp.column(c.name, table=c.source, quoted=None)
+        return exp.column(c.name)
+
+    def expr(self, e: P.Expr) -> exp.Expression:
+        if isinstance(e, P.Col):
+            return self.col(e)
+        if isinstance(e, P.Lit):
+            return self.literal(e)
+        if isinstance(e, P.MeasureRef):
+            return exp.column(e.name)
+        if isinstance(e, P.WindowBound):
+            return exp.column(e.which)
+        if isinstance(e, P.Now):
+            return self.now()
+        if isinstance(e, P.StartOfDay):
+            return self.start_of_day(e.days)
+        if isinstance(e, P.Arith):
+            return self.arith(e)
+        if isinstance(e, P.Func):
+            return self.func(e)
+        if isinstance(e, P.Cmp):
+            return self.compare(e)
+        if isinstance(e, P.And):
+            return exp.and_(*(self._paren_bool(i) for i in e.items))
+        if isinstance(e, P.Or):
+            return exp.or_(*(self._paren_bool(i) for i in e.items))
+        if isinstance(e, P.Not):
+            return exp.Not(this=self._paren_bool(e.item))
+        if isinstance(e, P.InList):
+            node = exp.In(this=self.expr(e.expr), expressions=[self.expr(v) for v in e.values])
+            return exp.Not(this=node) if e.negated else node
+        if isinstance(e, P.Between):
+            return exp.Between(this=self.expr(e.expr), low=self.expr(e.low), high=self.expr(e.high))
+        if isinstance(e, P.IsNull):
+            node = exp.Is(this=self.expr(e.expr), expression=exp.Null())
+            return exp.Not(this=node) if e.negated else node
+        if isinstance(e, P.Contains):
+            return self.contains(self.expr(e.expr), e.needle)
+        if isinstance(e, P.Like):
+            node = exp.Like(this=self.expr(e.expr), expression=exp.Literal.string(e.pattern))
+            return exp.Not(this=node) if e.negated else node
+        if isinstance(e, P.InCidr):
+            tests = [self.in_prefix(self.expr(e.expr), p) for p in e.prefixes]
+            node = exp.or_(*tests) if len(tests) > 1 else tests[0]
+            return exp.Not(this=exp.Paren(this=node)) if e.negated else node
+        raise SRQLError(f"cannot emit {type(e).__name__}")
+
+    def _paren_bool(self, e: P.Expr) -> exp.Expression:
+        inner = self.expr(e)
+        return exp.Paren(this=inner) if isinstance(e, P.And | P.Or) else inner
+
+    def compare(self, e: P.Cmp) -> exp.Expression:
+        klass = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}[e.op]
+        return klass(this=self.expr(e.left), expression=self.expr(e.right))
+
+    def arith(self, e: P.Arith) -> exp.Expression:
+        right = self.interval(e.right.value) if isinstance(e.right, P.Lit) and isinstance(
+            e.right.value, timedelta) else (self.months(e.right.n) if isinstance(e.right, P.Months)
+                                             else self.expr(e.right))
+        klass = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul, "/": exp.Div, "%": exp.Mod}[e.op]
+        return exp.Paren(this=klass(this=self.expr(e.left), expression=right))
+
+    def literal(self, e: P.Lit) -> exp.Expression:
+        v = e.value
+        if v is None:
+            return exp.Null()
+        if isinstance(v, bool):
+            return exp.Boolean(this=v)
+        if isinstance(v, int | float):
+            return exp.Literal.number(v)
+        if isinstance(v, datetime):
+            return self.timestamp(v)
+        if isinstance(v, timedelta):
+            return self.interval(v)
+        return exp.Literal.string(str(v))
+
+    def fn(self, logical: str, *args: exp.Expression) -> exp.Expression:
+        return exp.Anonymous(this=self.FUNCS.get(logical, logical), expressions=list(args))
+
+    def func(self, e: P.Func) -> exp.Expression:
+        args = [self.expr(a) for a in e.args]
+        if e.name == "date":
+            return self.fn("start_of_day", *args)
+        if e.name == "length":
+            return exp.Length(this=args[0])
+        if e.name == "now":
+            return self.now()
+        return self.fn(e.name, *args)
+
+    # ------------------------------------------------------------------ hooks
+    def interval(self, d: timedelta) -> exp.Expression:
+        n, unit, _ = split_duration(d)
+        return exp.Interval(this=exp.Literal.number(n), unit=exp.Var(this=unit))
+
+    def months(self, n: int) -> exp.Expression:
+        return exp.Interval(this=exp.Literal.number(n), unit=exp.Var(this="MONTH"))
+
+    def timestamp(self, v: datetime) -> exp.Expression:
+        raise NotImplementedError
+
+    def now(self) -> exp.Expression:
+        raise NotImplementedError
+
+    def start_of_day(self, days: int) -> exp.Expression:
+        """Midnight UTC today (days=0) or ``-days`` days before."""
+        today = self.fn("start_of_day", self.now())
+        if days == 0:
+            return today
+        return exp.Paren(this=exp.Sub(this=today, expression=self.interval(timedelta(days=-days))))
+
+    def contains(self, this: exp.Expression, needle: str) -> exp.Expression:
+        if not any(ch in needle for ch in "%_\\"):
+            return exp.Like(this=this, expression=exp.Literal.string(f"%{needle}%"))
+        return exp.GT(this=self.fn("position", this, exp.Literal.string(needle)), expression=exp.Literal.number(0))
+
+    def in_prefix(self, this: exp.Expression, prefix: str) -> exp.Expression:
+        return self.fn("ip_in_range", this, exp.Literal.string(prefix))
+
+    def from_clause(self) -> exp.Expression:
+        raise NotImplementedError
+
+    def window_columns(self) -> list[exp.Expression]:
+        raise NotImplementedError
+
+    def aggregate(self, a: P.Aggregate) -> exp.Expression:
+        raise NotImplementedError
+
+    def add_join(self, sel: exp.Select, j: P.Join) -> exp.Select:
+        raise NotImplementedError
+
+    def top_n(self, sel: exp.Select) -> exp.Select:
+        raise NotImplementedError
+
+    def latest(self, sel: exp.Select) -> exp.Select:
+        raise NotImplementedError
+
+    def unsupported(self, what: str) -> SRQLError:
+        return SRQLError(f"{what} is not supported on the {self.name} target")
+
+    def join_on(self, j: P.Join) -> list[exp.Expression]:
+        return [exp.EQ(this=self.col(a), expression=self.col(b)) for a, b in j.on]
+
+    def event_time(self, alias: str, field_name: str) -> exp.Expression:
+        return exp.column(field_name, table=alias) if self.qualify else exp.column(field_name)
+
+
+class ClickHouseLikeEmitter(SQLEmitter):
+    """What ClickHouse and Proton share: LIMIT n BY for top-n and LATEST, -If aggregate combinators."""
+
+    AGG_NAMES: dict[str, str] = {}
+
+    def aggregate(self, a: P.Aggregate) -> exp.Expression:
+        arg = self.expr(a.arg) if a.arg is not None else None
+        cond = self.expr(a.filter) if a.filter is not None else None
+        func = a.func
+        if func == "count":
+            args = [arg] if arg is not None else []
+            if cond is not None:
+                return self.fn("count_if", *args, cond)
+            return exp.Count(this=arg if arg is not None else exp.Star())
+        assert arg is not None
+        if func in ("first", "last"):
+            ts = self.event_time(self.plan.source.alias, self.plan.source.event_time)
+            call = self.fn("arg_min" if func == "first" else "arg_max", arg, ts)
+        elif func in P.QUANTILES:
+            call = self.quantile(arg, P.QUANTILES[func])
+        else:
+            call = self.fn(self.AGG_NAMES.get(func, func), arg)
+        if cond is not None:
+            call = self.fn(f"{self.FUNCS.get(func, func)}_if", arg, cond)
+        return call
+
+    def quantile(self, arg: exp.Expression, q: float) -> exp.Expression:
+        raise NotImplementedError
+
+    def top_n(self, sel: exp.Select) -> exp.Select:
+        p = self.plan
+        assert p.limit is not None
+        sel = sel.order_by(*self.order_keys(), *self.tie_breakers())
+        limit = exp.Limit(expression=exp.Literal.number(p.limit), expressions=[exp.column("window_start")])
+        return sel.limit(limit)
+
+    def latest(self, sel: exp.Select) -> exp.Select:
+        """The newest row per key: ORDER BY time DESC LIMIT 1 BY keys."""
+        p = self.plan
+        sel = sel.order_by(exp.Ordered(this=exp.column(p.source.event_time), desc=True))
+        keys = [exp.column(k) for k in p.source.keys]
+        return sel.limit(exp.Limit(expression=exp.Literal.number(1), expressions=keys))
+
+
+class ProtonEmitter(ClickHouseLikeEmitter):
+    """Proton streaming SQL (STREAM) and ``table()`` queries (SHOW/FIND/COUNT). Version "3" or "1.6"."""
+
+    name = "proton"
+    FUNCS = {
+        "start_of_day": "to_start_of_day",
+        "position": "position",
+        "ip_in_range": "is_ip_address_in_range",
+        "count_if": "count_if",
+        "lower": "lower",
+        "upper": "upper",
+    }
+
+    def __init__(self, plan: P.Plan, version: str = "3") -> None:
+        super().__init__(plan)
+        if version not in ("3", "1.6"):
+            raise SRQLError(f"unknown Proton version {version!r}; expected '3' or '1.6'")
+        self.version = version
+        self.dialect = "proton" if version == "3" else "proton16"
+        self.streaming = plan.statement == "stream"
+
+    def interval(self, d: timedelta) -> exp.Expression:
+        n, _, short = split_duration(d)
+        return pd.interval(n, short)
+
+    def timestamp(self, v: datetime) -> exp.Expression:
+        text = v.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        return self.fn("to_datetime64", exp.Literal.string(text), exp.Literal.number(3), exp.Literal.string("UTC"))
+
+    def now(self) -> exp.Expression:
+        return self.fn("now64", exp.Literal.number(3), exp.Literal.string("UTC"))
+
+    def quantile(self, arg: exp.Expression, q: float) -> exp.Expression:
+        return self.fn(f"p{round(q * 100)}", arg)
+
+    def _stream(self, src: P.Source) -> exp.Expression:
+        table = exp.to_table(src.stream)
+        return table if self.streaming else pd.table(table)
+
+    def from_clause(self) -> exp.Expression:
+        p = self.plan
+        src: exp.Expression = self._stream(p.source)
+        w = p.window
+        if w is not None:
+            ts = exp.column(p.source.event_time)
+            if not self.streaming and w.kind != "tumble":
+                raise SRQLError(
+                    f"Proton runs {w.kind} windows only on streams; use STREAM, or the clickhouse/duckdb target"
+                )
+            if w.kind == "tumble":
+                src = pd.tumble(src, self.interval(w.size), time_column=ts)
+            elif w.kind == "hop":
+                assert w.step is not None
+                step, size = self._same_unit(w.step, w.size)
+                src = pd.hop(src, step, size, time_column=ts)
+            else:
+                src = pd.session(src, self.interval(w.size), time_column=ts)
+        if self.qualify:
+            src = exp.alias_(src, p.source.alias) if not isinstance(src, exp.Table) else src.as_(p.source.alias)
+        return src
+
+    def _same_unit(self, step: timedelta, size: timedelta) -> tuple[exp.Expression, exp.Expression]:
+        """hop() wants step and size in one unit (specs/proton.md §1.6)."""
+        units = tuple(u for u in _UNITS if _ms(step) % u[2] == 0 and _ms(size) % u[2] == 0)
+        n1, _, short = split_duration(step, units)
+        n2, _, _ = split_duration(size, units)
+        return pd.interval(n1, short), pd.interval(n2, short)
+
+    def window_columns(self) -> list[exp.Expression]:
+        return [exp.column("window_start"), exp.column("window_end")]
+
+    def add_join(self, sel: exp.Select, j: P.Join) -> exp.Select:
+        right = self._stream(j.right) if j.kind == "interval" else exp.to_table(j.right.stream)
+        on = self.join_on(j)
+        if j.kind == "interval":
+            assert j.within is not None
+            # date_diff_within takes seconds or minutes (specs/proton.md §1.8).
+            within = self._seconds_or_minutes(j.within)
+            on.append(self.fn("date_diff_within", within,
+                              self.event_time(self.plan.source.alias, self.plan.source.event_time),
+                              self.event_time(j.right.alias, j.right.event_time)))
+            return sel.join(right.as_(j.right.alias), on=_and(on), join_type="INNER")
+        # Inventory lookup: the versioned_kv stream keeps the latest row per key; LATEST JOIN uses only it.
+        target = right if self.streaming else pd.table(right)
+        joined = exp.Join(this=exp.alias_(target, j.right.alias) if not isinstance(target, exp.Table)
+                          else target.as_(j.right.alias), on=_and(on))
+        # Proton spells it `INNER LATEST JOIN` (side INNER, kind LATEST in the dialect's tree).
+        joined.set("side", "INNER")
+        if self.streaming:
+            joined.set("kind", "LATEST")
+        return sel.join(joined)
+
+    def _seconds_or_minutes(self, d: timedelta) -> exp.Expression:
+        units = tuple(u for u in _UNITS if u[1] in ("m", "s"))
+        if _ms(d) % 1000:
+            raise SRQLError(f"Proton joins WITHIN whole seconds; {d} is not")
+        n, _, short = split_duration(d, units)
+        return pd.interval(n, short)
+
+    def finish(self, sel: exp.Select) -> exp.Select:
+        sel = super().finish(sel)
+        emit = self.plan.emit
+        if emit is not None and self.streaming:
+            sel.set("emit", self._emit(emit))
+        return sel
+
+    def _emit(self, e: P.Emit) -> exp.Expression | None:
+        if e.mode == "on_close":
+            w = self.plan.window
+            delay = w.delay if w is not None and w.delay > timedelta(0) else None
+            if delay is None:
+                return None  # the default for windows in every version: emit when the window closes
+            return pd.Emit.after_close(delay=self.interval(delay))
+        if e.mode == "periodic":
+            assert e.interval is not None
+            return pd.Emit.periodic(self.interval(e.interval))
+        return pd.Emit.on_update()
+
+    def top_n(self, sel: exp.Select) -> exp.Select:
+        # Proton's own form (tests/stream 0020): ORDER BY <measure> DESC LIMIT n BY window_start.
+        return super().top_n(sel)
+
+
+class ClickHouseEmitter(ClickHouseLikeEmitter):
+    """ClickHouse SQL over the history tables (batch)."""
+
+    name = "clickhouse"
+    dialect = "clickhouse"
+    FUNCS = {
+        "start_of_day": "toStartOfDay",
+        "position": "position",
+        "ip_in_range": "isIPAddressInRange",
+        "count_if": "countIf",
+        "arg_min": "argMin",
+        "arg_max": "argMax",
+        "sum": "sum",
+        "avg": "avg",
+        "min": "min",
+        "max": "max",
+        "count_distinct": "uniqExact",
+        "lower": "lower",
+        "upper": "upper",
+    }
+    AGG_NAMES = {"count_distinct": "uniqExact"}
+
+    def fn(self, logical: str, *args: exp.Expression) -> exp.Expression:
+        name = self.FUNCS.get(logical, logical)
+        if name.endswith("_if"):
+            name = self.FUNCS.get(name[:-3], name[:-3]) + "If"
+        return exp.Anonymous(this=name, expressions=list(args))
+
+    def timestamp(self, v: datetime) -> exp.Expression:
+        text = v.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        return self.fn("toDateTime64", exp.Literal.string(text), exp.Literal.number(3), exp.Literal.string("UTC"))
+
+    def now(self) -> exp.Expression:
+        return self.fn("now64", exp.Literal.number(3), exp.Literal.string("UTC"))
+
+    def quantile(self, arg: exp.Expression, q: float) -> exp.Expression:
+        # R-7 linear interpolation, the same definition as DuckDB's quantile_cont.
+        return exp.ParameterizedAgg(this="quantileExactInclusive", expressions=[exp.Literal.number(q)],
+                                    params=[arg])
+
+    def from_clause(self) -> exp.Expression:
+        p = self.plan
+        if p.window is not None and p.window.kind != "tumble":
+            raise self.unsupported(f"a {p.window.kind} window over history")
+        t = exp.to_table(p.source.stream)
+        return t.as_(p.source.alias) if self.qualify else t
+
+    def window_columns(self) -> list[exp.Expression]:
+        p = self.plan
+        assert p.window is not None
+        ts = self.event_time(p.source.alias, p.source.event_time)
+        start = self.fn("toStartOfInterval", ts, self.interval(p.window.size))
+        end = exp.Add(this=start.copy(), expression=self.interval(p.window.size))
+        return [exp.alias_(start, "window_start"), exp.alias_(end, "window_end")]
+
+    def add_join(self, sel: exp.Select, j: P.Join) -> exp.Select:
+        raise self.unsupported("JOIN over history (use STREAM on Proton or the embedded engine)")
+
+
+class DuckDBEmitter(SQLEmitter):
+    """DuckDB SQL over the Parquet archive (or DuckDB tables made from the same DDL)."""
+
+    name = "duckdb"
+    dialect = "duckdb"
+    FUNCS = {"start_of_day": "date_trunc", "lower": "lower", "upper": "upper"}
+
+    def __init__(self, plan: P.Plan, archive: str | None = None) -> None:
+        super().__init__(plan)
+        self.archive = archive
+
+    def func(self, e: P.Func) -> exp.Expression:
+        if e.name == "date":
+            return self._day(self.expr(e.args[0]))
+        return super().func(e)
+
+    def _day(self, this: exp.Expression) -> exp.Expression:
+        return exp.Anonymous(this="date_trunc", expressions=[exp.Literal.string("day"), this])
+
+    def timestamp(self, v: datetime) -> exp.Expression:
+        text = v.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        return exp.Cast(this=exp.Literal.string(text), to=exp.DataType.build("TIMESTAMP"))
+
+    def now(self) -> exp.Expression:
+        # The archive stores naive UTC timestamps; compare with UTC now, independent of the session zone.
+        return exp.Cast(this=exp.Anonymous(this="timezone", expressions=[exp.Literal.string("UTC"),
+                                                                         exp.CurrentTimestamp()]),
+                        to=exp.DataType.build("TIMESTAMP"))
+
+    def start_of_day(self, days: int) -> exp.Expression:
+        today = self._day(self.now())
+        if days == 0:
+            return today
+        return exp.Paren(this=exp.Sub(this=today, expression=self.interval(timedelta(days=-days))))
+
+    def contains(self, this: exp.Expression, needle: str) -> exp.Expression:
+        return exp.Anonymous(this="contains", expressions=[this, exp.Literal.string(needle)])
+
+    def in_prefix(self, this: exp.Expression, prefix: str) -> exp.Expression:
+        # DuckDB's inet extension is not bundled; IPv4 containment is integer arithmetic on the octets.
+        net = ipaddress.ip_network(prefix, strict=False)
+        if net.version != 4:
+            raise self.unsupported("an IPv6 prefix test")
+        parts = [exp.Cast(this=exp.Anonymous(this="split_part", expressions=[this.copy(), exp.Literal.string("."),
+                                                                             exp.Literal.number(i + 1)]),
+                          to=exp.DataType.build("BIGINT")) for i in range(4)]
+        value = parts[0]
+        for part in parts[1:]:
+            value = exp.Add(this=exp.Mul(this=exp.Paren(this=value), expression=exp.Literal.number(256)),
+                            expression=part)
+        guard = exp.RegexpLike(this=this.copy(), expression=exp.Literal.string(r"^\d+\.\d+\.\d+\.\d+$"))
+        lo, hi = int(net.network_address), int(net.broadcast_address)
+        rng = exp.Between(this=value, low=exp.Literal.number(lo), high=exp.Literal.number(hi))
+        return exp.Paren(this=exp.and_(guard, rng))
+
+    def from_clause(self) -> exp.Expression:
+        p = self.plan
+        if p.window is not None and p.window.kind != "tumble":
+            raise self.unsupported(f"a {p.window.kind} window over the archive")
+        if self.archive:
+            path = f"{self.archive.rstrip('/')}/{p.source.stream}/**/*.parquet"
+            src: exp.Expression = exp.Table(this=exp.Anonymous(this="read_parquet", expressions=[
+                exp.Literal.string(path), exp.EQ(this=exp.column("hive_partitioning"), expression=exp.true())]))
+        else:
+            src = exp.to_table(p.source.stream)
+        return src.as_(p.source.alias) if self.qualify else src
+
+    def window_columns(self) -> list[exp.Expression]:
+        p = self.plan
+        assert p.window is not None
+        ts = self.event_time(p.source.alias, p.source.event_time)
+        origin = exp.Cast(this=exp.Literal.string("1970-01-01"), to=exp.DataType.build("TIMESTAMP"))
+        start = exp.Anonymous(this="time_bucket", expressions=[self.interval(p.window.size), ts, origin])
+        end = exp.Add(this=start.copy(), expression=self.interval(p.window.size))
+        return [exp.alias_(start, "window_start"), exp.alias_(end, "window_end")]
+
+    def aggregate(self, a: P.Aggregate) -> exp.Expression:
+        arg = self.expr(a.arg) if a.arg is not None else None
+        func = a.func
+        if func == "count":
+            call: exp.Expression = exp.Count(this=arg if arg is not None else exp.Star())
+        elif func == "count_distinct":
+            call = exp.Count(this=exp.Distinct(expressions=[arg]))
+        elif func in ("first", "last"):
+            ts = self.event_time(self.plan.source.alias, self.plan.source.event_time)
+            call = exp.Anonymous(this="arg_min" if func == "first" else "arg_max", expressions=[arg, ts])
+        elif func in P.QUANTILES:
+            call = exp.Anonymous(this="quantile_cont", expressions=[arg, exp.Literal.number(P.QUANTILES[func])])
+        else:
+            call = exp.Anonymous(this=func, expressions=[arg])
+        if a.filter is not None:
+            call = exp.Filter(this=call, expression=exp.Where(this=self.expr(a.filter)))
+        return call
+
+    def having(self, e: P.Expr) -> exp.Expression:
+        # DuckDB resolves HAVING before SELECT aliases: inline each measure.
+        return self._inline_measures(self.expr(e))
+
+    def _inline_measures(self, node: exp.Expression) -> exp.Expression:
+        names = {a.name: a for a in self.plan.aggregates}
+
+        def swap(n: exp.Expression) -> exp.Expression:
+            if isinstance(n, exp.Column) and not n.table and n.name in names:
+                return self.aggregate(names[n.name])
+            return n
+
+        return node.transform(swap)
+
+    def top_n(self, sel: exp.Select) -> exp.Select:
+        p = self.plan
+        assert p.limit is not None
+        keys = self.order_keys() + self.tie_breakers()
+        window = exp.Window(this=exp.RowNumber(), partition_by=[exp.column("window_start")],
+                            order=exp.Order(expressions=[k.copy() for k in keys]))
+        sel = sel.qualify(exp.LTE(this=window, expression=exp.Literal.number(p.limit)))
+        return sel.order_by(exp.Ordered(this=exp.column("window_start")), *keys)
+
+    def latest(self, sel: exp.Select) -> exp.Select:
+        """The newest row per key: QUALIFY row_number() OVER (PARTITION BY keys ORDER BY time DESC) = 1."""
+        p = self.plan
+        window = exp.Window(this=exp.RowNumber(), partition_by=[exp.column(k) for k in p.source.keys],
+                            order=exp.Order(expressions=[exp.Ordered(this=exp.column(p.source.event_time), desc=True)]))
+        return sel.qualify(exp.EQ(this=window, expression=exp.Literal.number(1)))
+
+    def add_join(self, sel: exp.Select, j: P.Join) -> exp.Select:
+        raise self.unsupported("JOIN over the archive (use STREAM on Proton or the embedded engine)")
