@@ -1072,6 +1072,11 @@ class StreamDecoder:
             next(self._gen)
         return self.done
 
+    def fail(self, exc: BaseException) -> None:
+        """End the stream with ``exc`` unless its end marker already arrived."""
+        if not self.done:
+            self.stream.close(exc)
+
     def remaining(self) -> bytes:
         """Bytes after the end marker."""
         return bytes(self.reader.buf[self.reader.pos :]) if self.done else b""

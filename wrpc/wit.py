@@ -86,6 +86,8 @@ class Package:
     name: str
     interfaces: dict[str, Interface]
     worlds: dict[str, dict[str, list[str]]]
+    #: world-level functions by world, then wire name (instance ``""``, spec §2.3)
+    world_functions: dict[str, dict[str, Function]] = field(default_factory=dict)
 
     @property
     def types(self) -> dict[str, Type]:
@@ -205,7 +207,7 @@ def from_json(doc: dict[str, Any]) -> Package:
     b = _Builder(doc)
     pkgs = doc["packages"]
     interfaces: dict[str, Interface] = {}
-    for i, idoc in enumerate(doc["interfaces"]):
+    for idoc in doc["interfaces"]:
         if idoc.get("name") is None:
             continue
         pkg = pkgs[idoc["package"]]["name"]
@@ -222,17 +224,28 @@ def from_json(doc: dict[str, Any]) -> Package:
                     continue
                 raise
         for fdoc in idoc.get("functions", {}).values():
-            params = tuple((p["name"], b.ref(p["type"])) for p in fdoc["params"])
-            result = b.opt(fdoc.get("result"))
-            wire = rpc_func_name(fdoc["name"])
-            iface.functions[wire] = Function(instance, wire, params, result)
-        if i >= 0:
-            interfaces[idoc["name"]] = iface
+            f = _function(b, instance, fdoc)
+            iface.functions[f.name] = f
+        interfaces[idoc["name"]] = iface
     worlds = {
         w["name"]: {"imports": _world_items(doc, w["imports"]), "exports": _world_items(doc, w["exports"])}
         for w in doc["worlds"]
     }
-    return Package(pkgs[0]["name"] if pkgs else "", interfaces, worlds)
+    world_funcs = {
+        w["name"]: {
+            rpc_func_name(item["function"]["name"]): _function(b, "", item["function"])
+            for section in ("imports", "exports")
+            for item in w[section].values()
+            if "function" in item
+        }
+        for w in doc["worlds"]
+    }
+    return Package(pkgs[0]["name"] if pkgs else "", interfaces, worlds, world_funcs)
+
+
+def _function(b: _Builder, instance: str, fdoc: dict[str, Any]) -> Function:
+    params = tuple((p["name"], b.ref(p["type"])) for p in fdoc["params"])
+    return Function(instance, rpc_func_name(fdoc["name"]), params, b.opt(fdoc.get("result")))
 
 
 def _is_resource_alias(doc: dict[str, Any], idx: int) -> bool:
