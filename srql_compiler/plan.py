@@ -66,7 +66,7 @@ class Arith:
 
 @dataclass(frozen=True)
 class Func:
-    """A scalar function of the SRQL surface: ``date`` (a time truncated to its day), ``lower``, ``upper``, ``length``."""
+    """A scalar function of SRQL: ``date`` (a time truncated to its day), ``lower``, ``upper``, ``length``."""
 
     name: str
     args: tuple[Expr, ...]

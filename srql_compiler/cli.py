@@ -1,0 +1,102 @@
+"""The ``srql`` command: the REPL, ``compile``, ``ddl`` and the demo (the main job).
+
+    srql                                   open the REPL
+    srql compile [--target T] [--proton-version V] [--mv NAME --into SINK] QUERY
+    srql ddl --target proton|clickhouse|duckdb [ENTITY ...]
+    srql demo                              the main job on embedded defaults
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from srql_compiler.api import SINK_KINDS, TARGETS, compile
+from srql_compiler.errors import SRQLError
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="srql", description="SRQL: compile, explore and run telemetry queries.")
+    sub = ap.add_subparsers(dest="command")
+
+    c = sub.add_parser("compile", help="compile a query and print the SQL")
+    c.add_argument("query", help="the SRQL query (quote it)")
+    c.add_argument("--target", "-t", choices=TARGETS, default="proton")
+    c.add_argument("--proton-version", choices=("3", "1.6"), default="3", help="EMIT spelling (default 3)")
+    c.add_argument("--mv", metavar="NAME", help="wrap the STREAM in CREATE MATERIALIZED VIEW NAME")
+    c.add_argument("--into", metavar="SINK", help="the materialized view's sink")
+    c.add_argument("--sink", choices=SINK_KINDS, default="adapter",
+                   help="what SINK is: the local adapter (timeplus external stream, default), a ClickHouse "
+                        "external table, or an existing stream")
+    c.add_argument("--sink-address", metavar="HOST:PORT", help="the sink's address (adapter 127.0.0.1:8080)")
+    c.add_argument("--archive", metavar="DIR", help="duckdb target: read the Parquet archive under DIR")
+    c.add_argument("--pretty", action="store_true", help="indent the SQL")
+    c.add_argument("--explain", action="store_true", help="also print the plan")
+
+    d = sub.add_parser("ddl", help="print CREATE statements generated from the catalog")
+    d.add_argument("entities", nargs="*", metavar="ENTITY", help="entity names or aliases (default: all)")
+    d.add_argument("--target", "-t", choices=TARGETS, default="proton")
+    d.add_argument("--ttl-days", type=int, default=None, help="TTL in days (clickhouse default 90; proton none)")
+
+    demo = sub.add_parser("demo", help="run the main job on embedded defaults")
+    demo.add_argument("args", nargs=argparse.REMAINDER)
+
+    r = sub.add_parser("repl", help="open the REPL (the default)")
+    r.add_argument("args", nargs=argparse.REMAINDER)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv)
+    if args.command in (None, "repl"):
+        from srql_compiler.repl import main as repl_main
+
+        return repl_main(getattr(args, "args", []) or [])
+    if args.command == "compile":
+        return _compile(args)
+    if args.command == "ddl":
+        return _ddl(args)
+    if args.command == "demo":
+        from streams.demo import main as demo_main
+
+        return demo_main(args.args)
+    return 2
+
+
+def _compile(args: argparse.Namespace) -> int:
+    try:
+        out = compile(
+            args.query, args.target, proton_version=args.proton_version, mv=args.mv, into=args.into,
+            sink=args.sink, sink_address=args.sink_address, archive=args.archive, pretty=args.pretty,
+        )
+    except SRQLError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for w in out.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(out.sql + ";")
+    if args.explain:
+        print(f"-- plan: {out.plan}", file=sys.stderr)
+    return 0
+
+
+def _ddl(args: argparse.Namespace) -> int:
+    from streams.catalog import CATALOG
+    from streams.ddl import ddl
+
+    entities = []
+    for name in args.entities:
+        found = CATALOG.candidates(name)
+        if not found:
+            print(f"error: unknown entity {name!r}; known: {', '.join(CATALOG.all_names())}", file=sys.stderr)
+            return 1
+        entities.append(found[0])
+    options = {"ttl_days": args.ttl_days} if args.ttl_days is not None and args.target != "duckdb" else {}
+    for stmt in ddl(args.target, entities or None, **options):
+        print(stmt + ";\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
