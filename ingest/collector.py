@@ -1,0 +1,264 @@
+"""The collector runtime shared by every protocol: listeners, a bounded queue, batching, a sink.
+
+Data path::
+
+    socket ──(UDP datagram / TCP+TLS frames)──► bounded queue ──► decode worker (thread) ──►
+        accumulator (flush by rows or by age) ──► sink (thread)
+
+Overload policy: the queue holds at most ``queue_packets`` packets. When it is full a new packet is
+dropped at once and counted as ``drop_queue_full`` for its exporter: the socket reader never waits,
+and memory never grows past the bound. For stream transports a read of many frames is one queue slot,
+capped by ``max_frame`` bytes per frame. Under overload the kernel receive buffer (``rcvbuf``) absorbs
+bursts first, then packets are dropped, newest first.
+
+Shutdown (:meth:`Collector.stop`, SIGTERM in the CLI) closes the listeners, decodes everything still
+queued, flushes the accumulator to the sink and closes the sink: no accepted packet is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from ingest.core import MALFORMED, OVERSIZED, QUEUE_FULL, Counters, Decoder, Packet
+from ingest.sinks import Sink
+
+log = logging.getLogger("ingest")
+
+
+@dataclass
+class RuntimeOptions:
+    """Knobs of the shared runtime (the ``[batch]`` and ``[listen]`` config sections)."""
+
+    batch_rows: int = 65536  # flush when this many rows are buffered
+    flush_ms: int = 1000  # ... or when the oldest buffered row is this old
+    queue_packets: int = 100_000  # bound of the socket → decoder queue (see overload policy)
+    decode_chunk: int = 4096  # packets handed to the decoder at once
+    rcvbuf: int = 32 * 1024 * 1024  # SO_RCVBUF requested for UDP sockets (the kernel may cap it)
+    max_frame: int = 1024 * 1024  # largest stream frame accepted (bytes)
+
+
+class FramingError(ValueError):
+    """The byte stream cannot be split into frames; the connection is closed."""
+
+
+class Framer:
+    """Splits a byte stream into frames. One instance per connection."""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        raise NotImplementedError
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, col: Collector) -> None:
+        self.col = col
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        self.col.offer(Packet(data, addr[0], addr[1], now_ms(), "udp"))
+
+    def error_received(self, exc: Exception) -> None:  # ICMP errors on send; nothing to do
+        log.debug("udp error: %s", exc)
+
+
+class _Stream(asyncio.Protocol):
+    def __init__(self, col: Collector, transport_name: str) -> None:
+        self.col = col
+        self.name = transport_name
+        self.framer = col.framer_factory() if col.framer_factory else None
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple = ("?", 0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.peer = transport.get_extra_info("peername") or ("?", 0)
+        self.col._streams[(self.peer[0], self.peer[1])] = self.transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.framer is None:
+            return
+        try:
+            frames = self.framer.feed(data)
+        except FramingError as e:
+            reason = OVERSIZED if "too long" in str(e) else MALFORMED
+            self.col.counters.drop(self.peer[0], reason)
+            log.info(json.dumps({"event": "stream_closed", "peer": self.peer[0], "reason": str(e)}))
+            if self.transport:
+                self.transport.close()
+            return
+        if frames:
+            self.col.offer(Packet(frames, self.peer[0], self.peer[1], now_ms(), self.name))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.col._streams.pop((self.peer[0], self.peer[1]), None)
+
+
+class Collector:
+    """One protocol's collector: owns listeners, the queue, the decode worker, the accumulator and sink."""
+
+    def __init__(
+        self,
+        decoder: Decoder,
+        sink: Sink,
+        options: RuntimeOptions | None = None,
+        framer_factory: Callable[[], Framer] | None = None,
+    ) -> None:
+        self.decoder = decoder
+        self.sink = sink
+        self.options = options or RuntimeOptions()
+        self.framer_factory = framer_factory
+        self.counters = Counters()
+        self._queue: deque[Packet] = deque()
+        self._wake = asyncio.Event()
+        self._servers: list[asyncio.AbstractServer] = []
+        self._udp: list[asyncio.DatagramTransport] = []
+        self._streams: dict[tuple[str, int], asyncio.Transport] = {}
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._oldest_ms = 0
+        self._worker: asyncio.Task | None = None
+        self._stopping = False
+        self.rows_flushed = 0
+        self.bound: list[tuple[str, str, int]] = []  # (transport, host, port) actually bound
+
+    # ---- listeners -------------------------------------------------------------------------------
+    async def listen_udp(self, host: str, port: int) -> int:
+        """Bind a UDP socket with a large receive buffer; returns the bound port (0 picks one)."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.options.rcvbuf)
+        sock.bind((host, port))
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), sock=sock)
+        self._udp.append(transport)  # type: ignore[arg-type]
+        bound = sock.getsockname()[1]
+        self.bound.append(("udp", host, bound))
+        return bound
+
+    async def listen_tcp(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> int:
+        """Accept TCP (or TLS when ``tls`` is given) connections; frames come from ``framer_factory``."""
+        if self.framer_factory is None:
+            raise ValueError("a stream listener needs a framer_factory")
+        name = "tls" if tls else "tcp"
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: _Stream(self, name), host, port, ssl=tls, reuse_address=True
+        )
+        self._servers.append(server)
+        bound = server.sockets[0].getsockname()[1]
+        self.bound.append((name, host, bound))
+        return bound
+
+    # ---- queue -----------------------------------------------------------------------------------
+    def offer(self, packet: Packet) -> None:
+        """Queue a packet, or drop and count it when the queue is full (never blocks)."""
+        if len(self._queue) >= self.options.queue_packets or self._stopping:
+            self.counters.drop(packet.source, QUEUE_FULL)
+            return
+        self._queue.append(packet)
+        self._wake.set()
+
+    def start(self) -> None:
+        """Start the decode worker (listeners can be added before or after)."""
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        housekeeping_at = 0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=min(self.options.flush_ms, 1000) / 1000)
+            self._wake.clear()
+            await self._drain()
+            t = now_ms()
+            if t - housekeeping_at >= 1000:
+                housekeeping_at = t
+                self.decoder.housekeeping(t, self.counters)
+            if self._pending and t - self._oldest_ms >= self.options.flush_ms:
+                await self._flush()
+            if self._stopping and not self._queue:
+                return
+
+    async def _drain(self) -> None:
+        while self._queue:
+            n = min(len(self._queue), self.options.decode_chunk)
+            chunk = [self._queue.popleft() for _ in range(n)]
+            result = await asyncio.to_thread(self.decoder.decode, chunk, self.counters)
+            self._send_replies(result.replies)
+            for b in result.batches:
+                if b.num_rows:
+                    if not self._pending:
+                        self._oldest_ms = now_ms()
+                    self._pending.append(b)
+                    self._pending_rows += b.num_rows
+            if self._pending_rows >= self.options.batch_rows:
+                await self._flush()
+
+    def _send_replies(self, replies: list[tuple[str, int, str, bytes]]) -> None:
+        for host, port, transport, payload in replies:
+            if transport == "udp":
+                for t in self._udp:  # the socket of the matching address family
+                    fam = t.get_extra_info("socket").family
+                    if (fam == socket.AF_INET6) == (":" in host):
+                        t.sendto(payload, (host, port))
+                        break
+            else:
+                stream = self._streams.get((host, port))
+                if stream is not None:
+                    stream.write(payload)
+
+    async def _flush(self) -> None:
+        if not self._pending:
+            return
+        table = pa.Table.from_batches(self._pending).combine_chunks()
+        self._pending, self._pending_rows = [], 0
+        await asyncio.to_thread(self.sink.write, table)
+        self.rows_flushed += table.num_rows
+
+    async def flush(self) -> None:
+        """Decode everything queued and write every buffered row to the sink now."""
+        await self._drain()
+        await self._flush()
+
+    async def stop(self) -> None:
+        """Stop listening, decode what is queued, flush, close the sink."""
+        for s in self._servers:
+            s.close()
+        for t in self._udp:
+            t.close()
+        for st in list(self._streams.values()):
+            st.close()
+        self._stopping = True
+        self._wake.set()
+        if self._worker is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        await self.flush()
+        await asyncio.to_thread(self.sink.close)
+
+    def health(self) -> dict:
+        """A JSON-able snapshot: queue depth, rows buffered and flushed, per-exporter counters."""
+        return {
+            "entity": self.decoder.entity,
+            "listening": [f"{t}://{h}:{p}" for t, h, p in self.bound],
+            "queue_depth": len(self._queue),
+            "queue_bound": self.options.queue_packets,
+            "rows_buffered": self._pending_rows,
+            "rows_flushed": self.rows_flushed,
+            "exporters": self.counters.snapshot(),
+        }
