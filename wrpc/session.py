@@ -65,10 +65,7 @@ def async_paths(t: Type | None) -> set[Pattern]:
 
 def path_allowed(path: Path, patterns: set[Pattern]) -> bool:
     """Whether a received sub-stream path matches one derived from the signature."""
-    return any(
-        len(p) == len(path) and all(q is None or q == x for q, x in zip(p, path, strict=True))
-        for p in patterns
-    )
+    return any(len(p) == len(path) and all(q is None or q == x for q, x in zip(p, path, strict=True)) for p in patterns)
 
 
 def encode_values(types: TupleT, values: Sequence[Any]) -> tuple[bytes, list]:
@@ -227,6 +224,17 @@ class Receiver:
             data = sink.remaining()
             sinks.pop(0)
             self._attach_pending()  # nested async values may continue on this same path
+
+    def end_path(self, path: Path) -> None:
+        """One sub-stream ended (NATS empty message): fail its incomplete value."""
+        if path == ():
+            if not self.root.done:
+                n = self.root.buffered()
+                detail = f"{n} bytes remaining on stream" if n else "no data"
+                raise IncompleteResults(f"incomplete {self.what}: {detail}")
+            return
+        for sink in self._sinks.get(path, []):
+            sink.fail(IncompleteResults(f"{self.what}: sub-stream {list(path)} ended before its value"))
 
     def eof(self) -> None:
         """The peer finished sending: fail whatever is incomplete."""

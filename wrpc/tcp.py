@@ -157,9 +157,7 @@ def _unwrap(func_results: TupleT, values: tuple) -> Any:
 class Client:
     """A wRPC TCP client; every :meth:`invoke` opens its own connection (spec §2.1)."""
 
-    def __init__(
-        self, host: str, port: int, *, timeout: float = 10.0, limits: Limits = DEFAULT_LIMITS
-    ) -> None:
+    def __init__(self, host: str, port: int, *, timeout: float = 10.0, limits: Limits = DEFAULT_LIMITS) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
@@ -191,15 +189,11 @@ class Client:
             async with asyncio.timeout(deadline):
                 return await self._invoke(instance, name, encoded, params, results)
         except TimeoutError:
-            raise DeadlineExceeded(
-                f"{instance}.{name} on {self.host}:{self.port}: no result in {deadline}s"
-            ) from None
+            raise DeadlineExceeded(f"{instance}.{name} on {self.host}:{self.port}: no result in {deadline}s") from None
         except (ConnectionError, OSError) as e:
             raise TransportError(f"{instance}.{name} on {self.host}:{self.port}: {e}") from e
 
-    async def _invoke(
-        self, instance: str, name: str, encoded: tuple, params: TupleT, results: TupleT
-    ) -> tuple:
+    async def _invoke(self, instance: str, name: str, encoded: tuple, params: TupleT, results: TupleT) -> tuple:
         reader, writer = await asyncio.open_connection(self.host, self.port)
         recv = Receiver(results, self.limits, "results")
         keep_open = False

@@ -19,9 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-PRIMITIVES = frozenset(
-    ["bool", "u8", "s8", "u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64", "char", "string"]
-)
+PRIMITIVES = frozenset(["bool", "u8", "s8", "u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64", "char", "string"])
 
 #: Nesting deeper than this is refused when parsing an expression (no real interface needs it,
 #: and a hostile expression must not exhaust the Python stack).

@@ -51,9 +51,7 @@ def _compound(children: st.SearchStrategy[Type]) -> st.SearchStrategy[Type]:
         st.tuples(st.none() | children, st.none() | children).map(lambda p: ResultT(*p)),
         st.lists(children, min_size=1, max_size=4).map(lambda xs: TupleT(tuple(xs))),
         unique_names().flatmap(
-            lambda ns: st.tuples(*[children for _ in ns]).map(
-                lambda ts: RecordT(tuple(zip(ns, ts, strict=True)))
-            )
+            lambda ns: st.tuples(*[children for _ in ns]).map(lambda ts: RecordT(tuple(zip(ns, ts, strict=True))))
         ),
         unique_names().flatmap(
             lambda ns: st.tuples(*[st.none() | children for _ in ns]).map(
@@ -105,10 +103,7 @@ def values(t: Type) -> st.SearchStrategy:
         return st.fixed_dictionaries({n: values(ft) for n, ft in t.fields})
     if isinstance(t, VariantT):
         return st.one_of(
-            *[
-                (st.just(None) if ct is None else values(ct)).map(lambda v, n=n: wrpc.Variant(n, v))
-                for n, ct in t.cases
-            ]
+            *[(st.just(None) if ct is None else values(ct)).map(lambda v, n=n: wrpc.Variant(n, v)) for n, ct in t.cases]
         )
     if isinstance(t, EnumT):
         return st.sampled_from(t.cases)

@@ -189,8 +189,7 @@ def test_wrpc_tcp_server_answers_spec_bytes(fn, args, c2s, s2c, expect) -> None:
 
 def test_wrpc_tcp_hello_session_both_directions() -> None:
     c2s = H(
-        "00 1b 77 72 70 63 2d 65 78 61 6d 70 6c 65 73 3a 68 65 6c 6c 6f 2f 68 61 6e 64 6c 65 72"
-        " 05 68 65 6c 6c 6f 00 00"
+        "00 1b 77 72 70 63 2d 65 78 61 6d 70 6c 65 73 3a 68 65 6c 6c 6f 2f 68 61 6e 64 6c 65 72 05 68 65 6c 6c 6f 00 00"
     )
     s2c = H("00 10 0f 68 65 6c 6c 6f 20 66 72 6f 6d 20 52 75 73 74")
 
@@ -290,9 +289,7 @@ def test_wrpc_tcp_python_to_python_round_trip_with_async_values() -> None:
         async with server:
             client = tcp.Client("127.0.0.1", server.port)
             big = bytes(range(256)) * 4000
-            numbers, data = await client.invoke(
-                ECHO, {"numbers": wrpc.Stream(gen()), "bytes": wrpc.Stream([big])}
-            )
+            numbers, data = await client.invoke(ECHO, {"numbers": wrpc.Stream(gen()), "bytes": wrpc.Stream([big])})
             assert await numbers.read_all() == list(range(3000))
             assert await data.read_all() == big
 

@@ -63,9 +63,7 @@ def test_wrpc_proton_interface_is_exactly_the_contract() -> None:
     proton = pkg.interfaces["proton"]
     assert proton.instance == "serviceradar:telemetry/proton@0.1.0"
     batch = proton.types["batch"]
-    assert batch == RecordT(
-        (("stream", Prim("string")), ("seq", Prim("u64")), ("arrow-ipc", ListT(Prim("u8"))))
-    )
+    assert batch == RecordT((("stream", Prim("string")), ("seq", Prim("u64")), ("arrow-ipc", ListT(Prim("u8")))))
     f = proton.func("publish")
     assert f.params == (("b", batch),) and f.result == ResultT(None, Prim("string"))
 
@@ -82,9 +80,7 @@ def test_wrpc_pull_chain_interfaces_and_worlds() -> None:
     assert pkg.func("agent", "poll").result == pkg.types["agent-report"]
     assert pkg.func("core", "report-status").result == ResultT(None, Prim("string"))
     assert pkg.worlds["checker-service"]["exports"] == ["checker"]
-    assert "checker" in pkg.worlds["agent-service"]["imports"] and pkg.worlds["agent-service"]["exports"] == [
-        "agent"
-    ]
+    assert "checker" in pkg.worlds["agent-service"]["imports"] and pkg.worlds["agent-service"]["exports"] == ["agent"]
     assert set(pkg.worlds["core-service"]["exports"]) == {"core", "proton"}
 
 
