@@ -1,0 +1,970 @@
+"""Timeplus Proton dialects for sqlglot: ``Proton`` (3.x, default) and ``Proton16`` (1.5/1.6).
+
+Importing this module registers both with sqlglot, so ``sqlglot.parse_one(sql, read="proton")``,
+``expr.sql(dialect="proton")`` and the same with ``"proton16"`` work.
+
+What differs from ClickHouse (see ``/work/shared/specs/proton.md`` §1 and ``docs/proton-dialect.md``):
+
+* function names are snake_case and case-insensitive; calls that sqlglot does not model are kept
+  verbatim, and the typed ones the compiler builds render in Proton spelling (``count_if``,
+  ``quantile(x, 0.9)`` value-then-level, ``arg_max``, ``unique``, ``lag``, ``group_array`` ...);
+* data types are lower case (``string``, ``int32``, ``datetime64(3, 'UTC')``, ``nullable(T)``,
+  ``low_cardinality(T)``, ...); a type is wrapped in ``nullable`` only when it is marked nullable;
+* interval shorthand ``5s``, ``100ms``, ``1m`` (minute), ``1M`` (month) ... parses to
+  ``exp.Interval``; an interval with an integer value and a unit from ns to w is generated in
+  that shorthand, others as ``INTERVAL n UNIT``;
+* ``EMIT`` is an ``Emit`` node under the ``"emit"`` arg of ``exp.Select``, printed after
+  LIMIT/OFFSET and before SETTINGS; its after-window-close form is spelled per version;
+* ``PARTITION BY`` on SELECT (substreams) is the ``"partition_by"`` arg of ``exp.Select``;
+* statements: ``CREATE [EXTERNAL|RANDOM] STREAM``, ``CREATE MATERIALIZED VIEW ... INTO t AS``,
+  ``CREATE EXTERNAL TABLE ... SETTINGS``, ``DROP/ALTER/TRUNCATE/RENAME STREAM``, ``ASOF``/``LATEST``
+  joins, ``SUBSCRIBE TO``, ``UNSUBSCRIBE TO``, ``RECOVER FROM``, ``KILL QUERY``.
+
+Builders for the SRQL emitters (all return sqlglot expressions):
+
+* ``interval(5, "s")`` -> ``5s``; ``tumble(source, size, time_column=None)``,
+  ``hop(source, step, size, time_column=None)``, ``session(source, idle, time_column=None)``,
+  ``table(source)`` -> table functions for FROM;
+* ``Emit.after_close(delay=None, timeout=None)`` -> ``EMIT AFTER WINDOW CLOSE [WITH DELAY d]``
+  (3.x) / ``EMIT AFTER WATERMARK [WITH DELAY d]`` (1.6); ``Emit.periodic(interval, repeat=False)``,
+  ``Emit.on_update()``, ``Emit.changelog()``, ``Emit.stream()``, ``Emit.timeout(i)``, ``Emit.last(i)``;
+  attach with ``select.set("emit", emit)``;
+* ``create_materialized_view(name, select, into=None)``, ``create_external_stream(name, settings)``,
+  ``create_external_table(name, settings)``.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+from collections.abc import Mapping
+
+from sqlglot import exp, generator, parser
+from sqlglot.dialects.clickhouse import ClickHouse
+from sqlglot.generators.clickhouse import ClickHouseGenerator
+from sqlglot.helper import csv
+from sqlglot.parsers.clickhouse import ClickHouseParser
+from sqlglot.tokens import Token, TokenType
+
+__all__ = [
+    "Emit",
+    "Proton",
+    "Proton16",
+    "ProtonIntoProperty",
+    "ProtonStatement",
+    "create_external_stream",
+    "create_external_table",
+    "create_materialized_view",
+    "hop",
+    "interval",
+    "session",
+    "table",
+    "tumble",
+]
+
+# --------------------------------------------------------------------------------------------
+# Intervals
+# --------------------------------------------------------------------------------------------
+
+#: shorthand suffix -> sqlglot interval unit ([P] ParserIntervalAliasExpression.cpp); ``M`` is
+#: month and case-sensitive, ``m`` is minute.
+SHORTHAND_UNITS: Mapping[str, str] = {
+    "ns": "NANOSECOND",
+    "us": "MICROSECOND",
+    "ms": "MILLISECOND",
+    "s": "SECOND",
+    "m": "MINUTE",
+    "h": "HOUR",
+    "d": "DAY",
+    "w": "WEEK",
+    "M": "MONTH",
+    "q": "QUARTER",
+    "y": "YEAR",
+}
+
+#: units generated in shorthand form; month/quarter/year stay ``INTERVAL n UNIT`` because ``M``
+#: against ``m`` is an easy mistake to make for a reader.
+_UNIT_TO_SHORTHAND: Mapping[str, str] = {
+    unit: suffix for suffix, unit in SHORTHAND_UNITS.items() if suffix not in ("M", "q", "y")
+}
+
+_UNIT_ALIASES: Mapping[str, str] = {
+    **{s: u for s, u in SHORTHAND_UNITS.items()},
+    **{u: u for u in SHORTHAND_UNITS.values()},
+    **{f"{u}S": u for u in SHORTHAND_UNITS.values()},
+}
+
+_SHORTHAND_RE = re.compile(r"^(\d+)(ns|us|ms|s|m|h|d|w|M|q|y)$")
+
+
+def interval(value: int, unit: str) -> exp.Interval:
+    """An interval node: ``interval(5, "s")`` or ``interval(5, "second")`` renders as ``5s``."""
+    canonical = _UNIT_ALIASES.get(unit) or _UNIT_ALIASES.get(unit.upper())
+    if canonical is None:
+        raise ValueError(f"unknown interval unit {unit!r}")
+    if value < 0:
+        raise ValueError("interval value must be >= 0")
+    # the value is a string literal because that is how sqlglot's parser normalises
+    # `INTERVAL 5 SECOND`; shorthand and standard forms then give equal trees
+    return exp.Interval(this=exp.Literal.string(str(value)), unit=exp.var(canonical))
+
+
+def _as_interval(value: exp.Expr | str) -> exp.Expr:
+    """Accept an expression or shorthand text such as ``"5s"``."""
+    if isinstance(value, str):
+        match = _SHORTHAND_RE.match(value)
+        if not match:
+            raise ValueError(f"not an interval shorthand: {value!r}")
+        return interval(int(match.group(1)), SHORTHAND_UNITS[match.group(2)])
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# EMIT
+# --------------------------------------------------------------------------------------------
+
+
+class Emit(exp.Expression):
+    """The EMIT clause of a Proton streaming SELECT.
+
+    Args (all optional): ``mode`` (``STREAM``/``CHANGELOG`` var), ``after_close`` (bool; window
+    close, spelled per version), ``delay`` (interval), ``periodic`` (interval), ``repeat`` (bool),
+    ``on_update`` (bool), ``batch`` (interval, ``ON UPDATE WITH BATCH``), ``timeout`` (interval),
+    ``last`` (interval), ``proctime`` (bool, ``LAST i ON PROCTIME``), ``per_event`` (bool).
+    """
+
+    arg_types: t.ClassVar[dict[str, bool]] = {
+        "mode": False,
+        "after_close": False,
+        "delay": False,
+        "periodic": False,
+        "repeat": False,
+        "on_update": False,
+        "batch": False,
+        "timeout": False,
+        "last": False,
+        "proctime": False,
+        "per_event": False,
+    }
+
+    @classmethod
+    def after_close(
+        cls, delay: exp.Expr | str | None = None, timeout: exp.Expr | str | None = None
+    ) -> Emit:
+        """Emit when the window closes (after the watermark passes), with optional lateness."""
+        return cls(
+            after_close=True,
+            delay=_as_interval(delay) if delay is not None else None,
+            timeout=_as_interval(timeout) if timeout is not None else None,
+        )
+
+    @classmethod
+    def periodic(cls, every: exp.Expr | str, repeat: bool = False) -> Emit:
+        """Emit every ``every`` (``EMIT PERIODIC 5s [REPEAT]``)."""
+        return cls(periodic=_as_interval(every), repeat=repeat or None)
+
+    @classmethod
+    def on_update(cls) -> Emit:
+        """Emit whenever an aggregate changes (``EMIT ON UPDATE``)."""
+        return cls(on_update=True)
+
+    @classmethod
+    def stream(cls) -> Emit:
+        """``EMIT STREAM``."""
+        return cls(mode=exp.var("STREAM"))
+
+    @classmethod
+    def changelog(cls) -> Emit:
+        """``EMIT CHANGELOG`` (rows carry ``_tp_delta``)."""
+        return cls(mode=exp.var("CHANGELOG"))
+
+    @classmethod
+    def timeout_after(cls, after: exp.Expr | str) -> Emit:
+        """``EMIT TIMEOUT i``."""
+        return cls(timeout=_as_interval(after))
+
+    @classmethod
+    def last_for(cls, span: exp.Expr | str, proctime: bool = False) -> Emit:
+        """``EMIT LAST i [ON PROCTIME]``."""
+        return cls(last=_as_interval(span), proctime=proctime or None)
+
+
+# --------------------------------------------------------------------------------------------
+# Statements sqlglot does not model
+# --------------------------------------------------------------------------------------------
+
+
+class ProtonStatement(exp.Expression):
+    """``SUBSCRIBE TO <select>``, ``UNSUBSCRIBE TO 'id'``, ``RECOVER FROM 'id'``.
+
+    ``this`` is the keyword pair (a var such as ``SUBSCRIBE TO``), ``expression`` the operand.
+    """
+
+    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "expression": True}
+
+
+class SessionRange(exp.Expression):
+    """``[start, end)`` and friends: the start/end predicates of ``session(...)``.
+
+    ``left_closed``/``right_closed`` say whether the start/end event belongs to the session.
+    """
+
+    arg_types: t.ClassVar[dict[str, bool]] = {
+        "this": True,
+        "expression": True,
+        "left_closed": False,
+        "right_closed": False,
+    }
+
+
+class KillQuery(exp.Expression):
+    """``KILL QUERY WHERE <condition> [SYNC|ASYNC|TEST]``."""
+
+    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "mode": False}
+
+
+class ProtonIntoProperty(exp.Property):
+    """``INTO <target>`` of ``CREATE MATERIALIZED VIEW``."""
+
+    arg_types: t.ClassVar[dict[str, bool]] = {"this": True}
+
+
+class ProtonRandomProperty(exp.Property):
+    """``RANDOM`` of ``CREATE RANDOM STREAM``."""
+
+    arg_types: t.ClassVar[dict[str, bool]] = {}
+
+
+# --------------------------------------------------------------------------------------------
+# Builders
+# --------------------------------------------------------------------------------------------
+
+
+def _source(source: str | exp.Expr) -> exp.Expr:
+    return exp.column(source) if isinstance(source, str) else source
+
+
+def _table_function(name: str, args: list[exp.Expr | None]) -> exp.Table:
+    return exp.Table(this=exp.Anonymous(this=name, expressions=[a for a in args if a is not None]))
+
+
+def tumble(
+    source: str | exp.Expr, size: exp.Expr | str, time_column: str | exp.Expr | None = None
+) -> exp.Table:
+    """``tumble(source, [time_column,] size)`` for FROM."""
+    column = _source(time_column) if time_column is not None else None
+    return _table_function("tumble", [_source(source), column, _as_interval(size)])
+
+
+def hop(
+    source: str | exp.Expr,
+    step: exp.Expr | str,
+    size: exp.Expr | str,
+    time_column: str | exp.Expr | None = None,
+) -> exp.Table:
+    """``hop(source, [time_column,] step, size)``; Proton wants step and size in the same unit."""
+    column = _source(time_column) if time_column is not None else None
+    return _table_function("hop", [_source(source), column, _as_interval(step), _as_interval(size)])
+
+
+def session(
+    source: str | exp.Expr, idle: exp.Expr | str, time_column: str | exp.Expr | None = None
+) -> exp.Table:
+    """``session(source, [time_column,] idle_timeout)``; keys go in PARTITION BY / GROUP BY."""
+    column = _source(time_column) if time_column is not None else None
+    return _table_function("session", [_source(source), column, _as_interval(idle)])
+
+
+def table(source: str | exp.Expr) -> exp.Table:
+    """``table(source)``: the historical (bounded) read of a stream."""
+    return exp.Table(this=_table_call(_source(source)))
+
+
+def _table_call(source: exp.Expr) -> exp.Anonymous:
+    return exp.Anonymous(this="table", expressions=[source])
+
+
+def _literal(value: object) -> exp.Expr:
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int):
+        return exp.Literal.number(value)
+    if isinstance(value, str):
+        return exp.Literal.string(value)
+    raise TypeError(f"setting values must be str, int or bool, not {type(value).__name__}")
+
+
+def _settings_property(settings: Mapping[str, object]) -> exp.SettingsProperty:
+    return exp.SettingsProperty(
+        expressions=[
+            exp.EQ(this=exp.column(key), expression=_literal(value)) for key, value in settings.items()
+        ]
+    )
+
+
+def create_materialized_view(name: str, select: exp.Select, into: str | None = None) -> exp.Create:
+    """``CREATE MATERIALIZED VIEW IF NOT EXISTS name [INTO into] AS select``."""
+    properties: list[exp.Expr] = [exp.MaterializedProperty()]
+    if into is not None:
+        properties.append(ProtonIntoProperty(this=exp.to_table(into)))
+    return exp.Create(
+        this=exp.to_table(name),
+        kind="VIEW",
+        exists=True,
+        expression=select,
+        properties=exp.Properties(expressions=properties),
+    )
+
+
+def _create_external(kind: str, name: str, settings: Mapping[str, object]) -> exp.Create:
+    return exp.Create(
+        this=exp.to_table(name),
+        kind=kind,
+        exists=True,
+        properties=exp.Properties(expressions=[exp.ExternalProperty(), _settings_property(settings)]),
+    )
+
+
+def create_external_stream(name: str, settings: Mapping[str, object]) -> exp.Create:
+    """``CREATE EXTERNAL STREAM IF NOT EXISTS name SETTINGS k = v, ...``."""
+    return _create_external("STREAM", name, settings)
+
+
+def create_external_table(name: str, settings: Mapping[str, object]) -> exp.Create:
+    """``CREATE EXTERNAL TABLE IF NOT EXISTS name SETTINGS k = v, ...``."""
+    return _create_external("TABLE", name, settings)
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenizer
+# --------------------------------------------------------------------------------------------
+
+
+class ProtonTokenizer(ClickHouse.Tokenizer):
+    """ClickHouse tokens plus Proton's snake_case type names and the STREAM keyword."""
+
+    KEYWORDS: t.ClassVar = {
+        **ClickHouse.Tokenizer.KEYWORDS,
+        "LOW_CARDINALITY": TokenType.LOWCARDINALITY,
+        "FIXED_STRING": TokenType.FIXEDSTRING,
+        "STREAM": TokenType.STREAM,
+    }
+    # `session(...)` is a window table function in Proton, not the SESSION keyword
+    KEYWORDS.pop("SESSION", None)
+
+    def tokenize(self, sql: str) -> list[Token]:
+        """Tokens, with each interval shorthand (`5s`) spelled out as `INTERVAL 5 SECOND`.
+
+        Rewriting at token level means every parser path (including sqlglot's column fast
+        path, which would read `5s` as a column) sees an ordinary interval.
+        """
+        tokens: list[Token] = []
+        for token in super().tokenize(sql):
+            match = _SHORTHAND_RE.match(token.text) if token.token_type == TokenType.VAR else None
+            if match is None:
+                tokens.append(token)
+                continue
+            where = (token.line, token.col, token.start, token.end)
+            tokens.append(Token(TokenType.INTERVAL, "INTERVAL", *where, comments=token.comments))
+            tokens.append(Token(TokenType.NUMBER, match.group(1), *where))
+            tokens.append(Token(TokenType.VAR, SHORTHAND_UNITS[match.group(2)], *where))
+        return tokens
+
+
+# --------------------------------------------------------------------------------------------
+# Parser
+# --------------------------------------------------------------------------------------------
+
+
+def _build_count_if(args: list) -> exp.Expr:
+    return exp.CountIf(this=args[0]) if len(args) == 1 else exp.Anonymous(this="count_if", expressions=args)
+
+
+def _build_quantile(args: list) -> exp.Expr:
+    # Proton order: value first, then level -- quantile(x, 0.9), not ClickHouse quantile(0.9)(x)
+    if len(args) == 2:
+        return exp.Quantile(this=args[0], quantile=args[1])
+    return exp.Anonymous(this="quantile", expressions=args)
+
+
+def _build_binary(klass: type[exp.Func], name: str) -> t.Callable[[list], exp.Expr]:
+    def _builder(args: list) -> exp.Expr:
+        if len(args) == 2:
+            return klass(this=args[0], expression=args[1])
+        return exp.Anonymous(this=name, expressions=args)
+
+    return _builder
+
+
+#: functions parsed into typed sqlglot nodes; every other call stays ``exp.Anonymous`` with
+#: its name verbatim, because a typed node would be re-spelled by sqlglot (e.g. rand ->
+#: randCanonical) and Proton does not register ClickHouse's camelCase names.
+_TYPED_FUNCTIONS: Mapping[str, t.Callable] = {
+    "COUNT": parser.Parser.FUNCTIONS["COUNT"],
+    "SUM": parser.Parser.FUNCTIONS["SUM"],
+    "AVG": parser.Parser.FUNCTIONS["AVG"],
+    "MIN": parser.Parser.FUNCTIONS["MIN"],
+    "MAX": parser.Parser.FUNCTIONS["MAX"],
+    "COUNT_IF": _build_count_if,
+    "MAP": parser.build_var_map,
+    "QUANTILE": _build_quantile,
+    "ARG_MAX": _build_binary(exp.ArgMax, "arg_max"),
+    "ARG_MIN": _build_binary(exp.ArgMin, "arg_min"),
+}
+
+_JOIN_WORDS = {"INNER", "LEFT", "RIGHT", "FULL", "OUTER", "ALL", "ANY", "ASOF", "SEMI", "ANTI"}
+
+
+class ProtonParser(ClickHouseParser):
+    """ClickHouse's parser with Proton's streaming clauses and statements."""
+
+    # `raw:tags[1]`, `a.json:data.id`: Proton's JSON shortcut, read as a variant extract
+    COLON_IS_VARIANT_EXTRACT = True
+
+    FUNCTIONS: t.ClassVar = dict(_TYPED_FUNCTIONS)
+
+    FUNCTION_PARSERS: t.ClassVar = {
+        k: v
+        for k, v in ClickHouseParser.FUNCTION_PARSERS.items()
+        if k not in ("QUANTILE", "MEDIAN", "GROUPCONCAT", "ARRAYJOIN")
+    } | {"SESSION": lambda self: self._parse_session_call()}
+
+    CREATABLES: t.ClassVar = {*ClickHouseParser.CREATABLES, TokenType.STREAM}
+    DB_CREATABLES: t.ClassVar = {*ClickHouseParser.DB_CREATABLES, TokenType.STREAM}
+    ALTERABLES: t.ClassVar = {*ClickHouseParser.ALTERABLES, TokenType.STREAM}
+
+    PROPERTY_PARSERS: t.ClassVar = {
+        **ClickHouseParser.PROPERTY_PARSERS,
+        "INTO": lambda self: self._parse_into_property(),
+        "RANDOM": lambda self: self.expression(ProtonRandomProperty()),
+    }
+
+    QUERY_MODIFIER_PARSERS: t.ClassVar = {
+        **ClickHouseParser.QUERY_MODIFIER_PARSERS,
+        TokenType.PARTITION_BY: lambda self: (
+            "partition_by",
+            self._advance() or self._parse_csv(self._parse_assignment),
+        ),
+    }
+
+    STATEMENT_PARSERS: t.ClassVar = {
+        **ClickHouseParser.STATEMENT_PARSERS,
+        TokenType.KILL: lambda self: self._parse_proton_kill(),
+    }
+
+    #: leading words of Proton-only statements -> how their operand is parsed
+    PROTON_STATEMENTS: t.ClassVar[dict[tuple[str, str], str]] = {
+        ("SUBSCRIBE", "TO"): "query",
+        ("UNSUBSCRIBE", "TO"): "string",
+        ("RECOVER", "FROM"): "string",
+    }
+
+    @classmethod
+    def _resolve_clickhouse_agg(cls, name: str) -> None:
+        # Proton has no ClickHouse combinator suffixes (sumIf, ...) nor `f(params)(args)` forms.
+        return None
+
+    # ---- statements ----------------------------------------------------------------------------
+
+    def _parse_statement(self) -> exp.Expr | None:
+        token, nxt = self._curr, self._next
+        if token and nxt and token.token_type == TokenType.VAR:
+            words = (token.text.upper(), nxt.text.upper())
+            operand_kind = self.PROTON_STATEMENTS.get(words)
+            if operand_kind:
+                self._advance(2)
+                operand = self._parse_select() if operand_kind == "query" else self._parse_string()
+                if operand is None:
+                    self.raise_error(f"Expected {operand_kind} after {' '.join(words)}")
+                return self.expression(ProtonStatement(this=exp.var(" ".join(words)), expression=operand))
+        return super()._parse_statement()
+
+    def _parse_proton_kill(self) -> exp.Expr:
+        if not self._match_text_seq("QUERY", "WHERE"):
+            return self._parse_kill()
+        condition = self._parse_assignment()
+        mode = self._prev.text.upper() if self._match_texts(("SYNC", "ASYNC", "TEST")) else None
+        return self.expression(KillQuery(this=condition, mode=mode))
+
+    def _parse_derived_table_values(self, allow_value_synonym: bool = False) -> exp.Values | None:
+        # Rows of ClickHouse/Proton's Values format may come without commas, `VALUES (1) (2)`;
+        # sqlglot would read the second row as a table alias with columns and lose it.
+        is_derived = self._match_pair(TokenType.L_PAREN, TokenType.VALUES)
+        if not is_derived and not (
+            self._match_text_seq("VALUES") or self._match_text_seq("FORMAT", "VALUES")
+        ):
+            return None
+        rows: list[exp.Expr] = []
+        while row := self._parse_value():
+            rows.append(row)
+            if not self._match(TokenType.COMMA) and not self._match(TokenType.L_PAREN, advance=False):
+                break
+        alias = self._parse_table_alias()
+        if is_derived:
+            self._match_r_paren()
+        return self.expression(exp.Values(expressions=rows, alias=alias or self._parse_table_alias()))
+
+    # ---- map literals ------------------------------------------------------------------------
+
+    def _parse_bracket(self, this: exp.Expr | None = None) -> exp.Expr | None:
+        if not self._match(TokenType.L_BRACE, advance=False):
+            return super()._parse_bracket(this)
+        # `{'k': 1}` is a map literal; inside it `:` separates key and value, so the JSON
+        # shortcut reading of `:` is off. ClickHouse's parser would silently drop the entries of
+        # a brace it cannot read as `k: v` pairs; here that is a parse error instead.
+        self.COLON_IS_VARIANT_EXTRACT = False
+        try:
+            bracket = parser.Parser._parse_bracket(self, this)
+        finally:
+            del self.COLON_IS_VARIANT_EXTRACT
+        if not isinstance(bracket, exp.Struct):
+            return bracket
+        keys, values = [], []
+        for entry in bracket.expressions:
+            if not isinstance(entry, exp.PropertyEQ):
+                self.raise_error("Expected `key: value` entries in a map literal")
+            keys.append(exp.Literal.string(entry.name))
+            values.append(entry.expression)
+        return self.expression(
+            exp.VarMap(keys=exp.Array(expressions=keys), values=exp.Array(expressions=values))
+        )
+
+    # ---- session windows -------------------------------------------------------------------
+
+    def _parse_session_call(self) -> exp.Anonymous:
+        args = self._parse_csv(self._parse_session_arg)
+        return self.expression(exp.Anonymous(this="session", expressions=args))
+
+    def _parse_session_arg(self) -> exp.Expr | None:
+        # `[a, b)`, `(a, b]`, `[a, b]`, `(a, b)`: start/end predicates with inclusion flags
+        if self._curr and self._curr.token_type in (TokenType.L_BRACKET, TokenType.L_PAREN):
+            index = self._index
+            left_closed = self._curr.token_type == TokenType.L_BRACKET
+            self._advance()
+            start = self._parse_assignment()
+            if start is not None and self._match(TokenType.COMMA):
+                end = self._parse_assignment()
+                if (
+                    end is not None
+                    and self._match_set((TokenType.R_BRACKET, TokenType.R_PAREN))
+                    and self._curr
+                    and self._curr.token_type in (TokenType.COMMA, TokenType.R_PAREN)
+                ):
+                    right_closed = self._prev.token_type == TokenType.R_BRACKET
+                    return self.expression(
+                        SessionRange(
+                            this=start,
+                            expression=end,
+                            left_closed=left_closed,
+                            right_closed=right_closed,
+                        )
+                    )
+            self._retreat(index)
+        return self._parse_lambda()
+
+    # ---- aliases must not swallow Proton clause keywords ---------------------------------------
+
+    def _at_clause_keyword(self) -> bool:
+        token = self._curr
+        if not token or token.token_type != TokenType.VAR:
+            return False
+        word = token.text.upper()
+        if word == "EMIT":
+            return True
+        if word in ("LATEST", "SHUFFLE"):
+            nxt = self._next
+            return bool(nxt and (nxt.token_type == TokenType.JOIN or nxt.text.upper() == "BY"))
+        return False
+
+    def _parse_table_alias(self, alias_tokens: t.Collection[TokenType] | None = None) -> exp.TableAlias | None:
+        if self._at_clause_keyword():
+            return None
+        return super()._parse_table_alias(alias_tokens=alias_tokens)
+
+    def _parse_alias(self, this: exp.Expr | None, explicit: bool = False) -> exp.Expr | None:
+        if not explicit and self._at_clause_keyword():
+            return this
+        return super()._parse_alias(this, explicit=explicit)
+
+    # ---- joins -------------------------------------------------------------------------------
+
+    def _parse_join_parts(self) -> tuple[t.Any, t.Any, t.Any]:
+        # Proton: [GLOBAL] [INNER|LEFT|RIGHT|FULL] [OUTER|ALL|ANY|ASOF|LATEST|SEMI|ANTI] JOIN.
+        # With two words the first goes to `side` and the second to `kind`, so the generator
+        # (side, then kind) prints them back in the order Proton documents.
+        method = self._prev if self._match_set((TokenType.GLOBAL, TokenType.NATURAL)) else None
+        words = []
+        while len(words) < 2 and self._curr:
+            if self._match_set(self.JOIN_SIDES) or self._match_set(self.JOIN_KINDS):
+                words.append(self._prev)
+            elif self._curr.text.upper() == "LATEST" and self._next and (
+                self._next.token_type == TokenType.JOIN or self._next.text.upper() in _JOIN_WORDS
+            ):
+                self._advance()
+                words.append(self._prev)
+            else:
+                break
+        if len(words) == 2:
+            first, second = words
+            if second.token_type in self.JOIN_SIDES and first.token_type not in self.JOIN_SIDES:
+                first, second = second, first  # `ALL LEFT JOIN` -> side LEFT, kind ALL
+            return method, first, second
+        if words and words[0].token_type in self.JOIN_SIDES:
+            return method, words[0], None
+        return method, None, words[0] if words else None
+
+    # ---- EMIT --------------------------------------------------------------------------------
+
+    def _parse_query_modifiers(self, this):  # type: ignore[no-untyped-def]
+        this = super()._parse_query_modifiers(this)
+        while isinstance(this, exp.Select) and self._parse_proton_modifier(this):
+            this = super()._parse_query_modifiers(this)
+        return this
+
+    def _parse_proton_modifier(self, select: exp.Select) -> bool:
+        """EMIT, SHUFFLE BY, and a second SETTINGS clause; True when one was consumed."""
+        token = self._curr
+        if token is None:
+            return False
+        if token.token_type == TokenType.VAR and token.text.upper() == "EMIT" and not select.args.get("emit"):
+            self._advance()
+            select.set("emit", self._parse_emit())
+            return True
+        if (
+            token.token_type == TokenType.VAR
+            and token.text.upper() == "SHUFFLE"
+            and not select.args.get("shuffle_by")
+            and self._match_text_seq("SHUFFLE", "BY")
+        ):
+            select.set("shuffle_by", self._parse_csv(self._parse_assignment))
+            return True
+        if token.token_type == TokenType.SETTINGS and select.args.get("settings"):
+            # `... SETTINGS a = 1 SETTINGS b = 2` (SUBSCRIBE adds its own): one list, same meaning
+            self._advance()
+            for setting in self._parse_csv(self._parse_assignment):
+                select.append("settings", setting)
+            return True
+        return False
+
+    def _parse_emit_interval(self) -> exp.Expr:
+        value = self._parse_interval() if self._curr.token_type == TokenType.INTERVAL else None
+        value = value or self._parse_bitwise()
+        if value is None:
+            self.raise_error("Expected an interval")
+        return value
+
+    def _parse_emit(self) -> Emit:
+        emit = Emit()
+        if self._match_texts(("STREAM", "CHANGELOG")):
+            emit.set("mode", exp.var(self._prev.text.upper()))
+        first = True
+        while self._curr:
+            connector = not first and self._match(TokenType.AND)
+            if not self._parse_emit_part(emit):
+                if connector:
+                    self._retreat(self._index - 1)
+                break
+            first = False
+        if not emit.args and not any(emit.args.values()):
+            self.raise_error("Expected an EMIT policy")
+        return emit
+
+    def _parse_emit_part(self, emit: Emit) -> bool:
+        if self._match_text_seq("AFTER", "WATERMARK") or self._match_text_seq("AFTER", "WINDOW", "CLOSE"):
+            emit.set("after_close", True)
+            if self._match_text_seq("WITH", "DELAY") or self._match_text_seq("AND", "DELAY"):
+                emit.set("delay", self._parse_emit_interval())
+            return True
+        if self._match_text_seq("PERIODIC"):
+            emit.set("periodic", self._parse_emit_interval())
+            if self._match_text_seq("REPEAT"):
+                emit.set("repeat", True)
+            return True
+        if self._match_text_seq("ON", "UPDATE"):
+            emit.set("on_update", True)
+            if self._match_text_seq("WITH", "BATCH"):
+                emit.set("batch", self._parse_emit_interval())
+            return True
+        if self._match_text_seq("TIMEOUT"):
+            emit.set("timeout", self._parse_emit_interval())
+            return True
+        if self._match_text_seq("LAST"):
+            emit.set("last", self._parse_emit_interval())
+            if self._match_text_seq("ON", "PROCTIME"):
+                emit.set("proctime", True)
+            return True
+        if self._match_text_seq("PER", "EVENT"):
+            emit.set("per_event", True)
+            return True
+        return False
+
+    # ---- DDL -----------------------------------------------------------------------------------
+
+    def _parse_into_property(self) -> ProtonIntoProperty:
+        return self.expression(ProtonIntoProperty(this=self._parse_table_parts()))
+
+    def _parse_value(self, values: bool = True) -> exp.Tuple | None:
+        # Keep INSERT ... VALUES rows as written; ClickHouse's parser wraps every value in a tuple.
+        return parser.Parser._parse_value(self, values=values)
+
+
+# --------------------------------------------------------------------------------------------
+# Generator
+# --------------------------------------------------------------------------------------------
+
+
+def _json_path_part_sql(self: generator.Generator, part: exp.Expr, first: bool) -> str:
+    if isinstance(part, exp.JSONPathKey):
+        key = part.this if not part.args.get("quoted") else f'"{part.this}"'
+        return key if first else f".{key}"
+    if isinstance(part, exp.JSONPathSubscript):
+        inner = part.this
+        text = "*" if isinstance(inner, exp.JSONPathWildcard) else str(inner)
+        return f"[{text}]"
+    if isinstance(part, exp.JSONPathWildcard):
+        return "[*]"
+    self.unsupported(f"JSON path part {type(part).__name__} has no Proton shortcut form")
+    return ""
+
+
+def _json_extract_sql(self: ProtonGenerator, expression: exp.JSONExtract) -> str:
+    if not expression.args.get("variant_extract"):
+        return ClickHouseGenerator.TRANSFORMS[exp.JSONExtract](self, expression)
+    path = expression.expression
+    parts = [p for p in path.expressions if not isinstance(p, exp.JSONPathRoot)]
+    text = "".join(_json_path_part_sql(self, p, i == 0) for i, p in enumerate(parts))
+    return f"{self.sql(expression, 'this')}:{text}"
+
+
+class ProtonGenerator(ClickHouseGenerator):
+    """Lower-case snake_case functions and types, shorthand intervals, EMIT per version."""
+
+    #: the after-window-close spelling of this Proton line
+    EMIT_AFTER_CLOSE = "AFTER WINDOW CLOSE"
+
+    TYPE_MAPPING: t.ClassVar = {
+        **{k: v.lower() for k, v in ClickHouseGenerator.TYPE_MAPPING.items()},
+        exp.DType.LOWCARDINALITY: "low_cardinality",
+        exp.DType.FIXEDSTRING: "fixed_string",
+        exp.DType.TEXT: "string",
+        exp.DType.VARCHAR: "string",
+        exp.DType.CHAR: "string",
+        exp.DType.DATE: "date",
+        exp.DType.UUID: "uuid",
+        exp.DType.JSON: "json",
+        exp.DType.IPV4: "ipv4",
+        exp.DType.IPV6: "ipv6",
+        exp.DType.INT: "int32",
+        exp.DType.BIGINT: "int64",
+        exp.DType.SMALLINT: "int16",
+        exp.DType.TINYINT: "int8",
+    }
+
+    TRANSFORMS: t.ClassVar = {
+        **ClickHouseGenerator.TRANSFORMS,
+        exp.JSONExtract: _json_extract_sql,
+        exp.CountIf: lambda self, e: self.func("count_if", e.this),
+        exp.Quantile: lambda self, e: self.func("quantile", e.this, e.args.get("quantile")),
+        exp.ArgMax: lambda self, e: self.func("arg_max", e.this, e.expression),
+        exp.ArgMin: lambda self, e: self.func("arg_min", e.this, e.expression),
+        exp.ApproxDistinct: lambda self, e: self.func("unique", e.this),
+        exp.ArrayAgg: lambda self, e: self.func("group_array", e.this),
+        exp.AnyValue: lambda self, e: self.func("any", e.this),
+        exp.Median: lambda self, e: self.func("median", e.this),
+        exp.Lag: lambda self, e: self.func("lag", e.this, e.args.get("offset"), e.args.get("default")),
+        exp.Lead: lambda self, e: self.func("lead", e.this, e.args.get("offset"), e.args.get("default")),
+        exp.CurrentTimestamp: lambda self, e: self.func("now"),
+        exp.If: lambda self, e: self.func("if", e.this, e.args.get("true"), e.args.get("false")),
+        exp.Nullif: lambda self, e: self.func("null_if", e.this, e.expression),
+        exp.StartsWith: lambda self, e: self.func("starts_with", e.this, e.expression),
+        exp.EndsWith: lambda self, e: self.func("ends_with", e.this, e.expression),
+        exp.Rand: lambda self, e: self.func("rand"),
+        # custom nodes are not in sqlglot's class registry, so they dispatch through TRANSFORMS
+        Emit: lambda self, e: self.emit_sql(e),
+        ProtonStatement: lambda self, e: self.proton_statement_sql(e),
+        SessionRange: lambda self, e: "{}{}, {}{}".format(
+            "[" if e.args.get("left_closed") else "(",
+            self.sql(e, "this"),
+            self.sql(e, "expression"),
+            "]" if e.args.get("right_closed") else ")",
+        ),
+        KillQuery: lambda self, e: " ".join(
+            filter(None, ["KILL QUERY WHERE", self.sql(e, "this"), e.args.get("mode")])
+        ),
+        ProtonIntoProperty: lambda self, e: f"INTO {self.sql(e, 'this')}",
+        ProtonRandomProperty: lambda self, e: "RANDOM",
+    }
+
+    PROPERTIES_LOCATION: t.ClassVar = {
+        **ClickHouseGenerator.PROPERTIES_LOCATION,
+        ProtonIntoProperty: exp.Properties.Location.POST_NAME,
+        ProtonRandomProperty: exp.Properties.Location.POST_CREATE,
+    }
+
+    # ---- names -------------------------------------------------------------------------------
+
+    def anonymous_sql(self, expression: exp.Anonymous) -> str:
+        # Unmodelled calls keep the name exactly as written.
+        return self.func(self.sql(expression, "this"), *expression.expressions, normalize=False)
+
+    # ---- types -------------------------------------------------------------------------------
+
+    def datatype_sql(self, expression: exp.DataType) -> str:
+        dtype = generator.Generator.datatype_sql(self, expression)
+        if expression.args.get("nullable") is True:
+            return f"nullable({dtype})"
+        return dtype
+
+    # ---- statements ----------------------------------------------------------------------------
+
+    def _parse_statement(self) -> exp.Expr | None:
+        token, nxt = self._curr, self._next
+        if token and nxt and token.token_type == TokenType.VAR:
+            words = (token.text.upper(), nxt.text.upper())
+            operand_kind = self.PROTON_STATEMENTS.get(words)
+            if operand_kind:
+                self._advance(2)
+                operand = self._parse_select() if operand_kind == "query" else self._parse_string()
+                if operand is None:
+                    self.raise_error(f"Expected {operand_kind} after {' '.join(words)}")
+                return self.expression(ProtonStatement(this=exp.var(" ".join(words)), expression=operand))
+        return super()._parse_statement()
+
+    def _parse_proton_kill(self) -> exp.Expr:
+        if not self._match_text_seq("QUERY", "WHERE"):
+            return self._parse_kill()
+        condition = self._parse_assignment()
+        mode = self._prev.text.upper() if self._match_texts(("SYNC", "ASYNC", "TEST")) else None
+        return self.expression(KillQuery(this=condition, mode=mode))
+
+    def _parse_derived_table_values(self, allow_value_synonym: bool = False) -> exp.Values | None:
+        # Rows of ClickHouse/Proton's Values format may come without commas, `VALUES (1) (2)`;
+        # sqlglot would read the second row as a table alias with columns and lose it.
+        is_derived = self._match_pair(TokenType.L_PAREN, TokenType.VALUES)
+        if not is_derived and not (
+            self._match_text_seq("VALUES") or self._match_text_seq("FORMAT", "VALUES")
+        ):
+            return None
+        rows: list[exp.Expr] = []
+        while row := self._parse_value():
+            rows.append(row)
+            if not self._match(TokenType.COMMA) and not self._match(TokenType.L_PAREN, advance=False):
+                break
+        alias = self._parse_table_alias()
+        if is_derived:
+            self._match_r_paren()
+        return self.expression(exp.Values(expressions=rows, alias=alias or self._parse_table_alias()))
+
+    # ---- intervals ---------------------------------------------------------------------------
+
+    def interval_sql(self, expression: exp.Interval) -> str:
+        value = expression.this
+        unit = expression.args.get("unit")
+        if isinstance(value, exp.Literal) and value.name.isdigit() and isinstance(unit, exp.Var):
+            canonical = _UNIT_ALIASES.get(unit.name.upper())
+            suffix = _UNIT_TO_SHORTHAND.get(canonical or "")
+            if suffix:
+                return f"{value.name}{suffix}"
+            if canonical:
+                return f"INTERVAL {value.name} {canonical}"
+        return super().interval_sql(expression)
+
+    def boolean_sql(self, expression: exp.Boolean) -> str:
+        return "true" if expression.this else "false"
+
+    # ---- query shape -------------------------------------------------------------------------
+
+    def query_modifiers(self, expression: exp.Expr, *sqls: str) -> str:
+        # Same order as sqlglot's Generator.query_modifiers, plus Proton's PARTITION BY
+        # (substreams) between WHERE and GROUP BY, which sqlglot has no slot for.
+        limit = expression.args.get("limit")
+        partition = self.expressions(expression, key="partition_by", flat=True)
+        shuffle = self.expressions(expression, key="shuffle_by", flat=True)
+        return csv(
+            *sqls,
+            *[self.sql(join) for join in expression.args.get("joins") or []],
+            self.sql(expression, "match"),
+            *[self.sql(lateral) for lateral in expression.args.get("laterals") or []],
+            self.sql(expression, "prewhere"),
+            self.sql(expression, "where"),
+            f"{self.seg('PARTITION BY')} {partition}" if partition else "",
+            f"{self.seg('SHUFFLE BY')} {shuffle}" if shuffle else "",
+            self.sql(expression, "connect"),
+            self.sql(expression, "group"),
+            self.sql(expression, "having"),
+            *[gen(self, expression) for gen in self.AFTER_HAVING_MODIFIER_TRANSFORMS.values()],
+            self.sql(expression, "order"),
+            *self.offset_limit_modifiers(expression, isinstance(limit, exp.Fetch), limit),
+            *self.after_limit_modifiers(expression),
+            self.sql(expression, "for_"),
+            self.options_modifier(expression),
+            sep="",
+        )
+
+    def after_limit_modifiers(self, expression: exp.Expr) -> list[str]:
+        emit = expression.args.get("emit")
+        emit_sql = f"{self.seg('EMIT')} {self.sql(emit)}" if emit else ""
+        return [emit_sql, *super().after_limit_modifiers(expression)]
+
+    def emit_sql(self, expression: Emit) -> str:
+        parts: list[str] = []
+        head: list[str] = []
+        args = expression.args
+        if args.get("mode"):
+            head.append(self.sql(args["mode"]))
+        if args.get("after_close"):
+            part = self.EMIT_AFTER_CLOSE
+            if args.get("delay"):
+                part += f" WITH DELAY {self.sql(args['delay'])}"
+            parts.append(part)
+        if args.get("periodic"):
+            part = f"PERIODIC {self.sql(args['periodic'])}"
+            if args.get("repeat"):
+                part += " REPEAT"
+            parts.append(part)
+        if args.get("on_update"):
+            part = "ON UPDATE"
+            if args.get("batch"):
+                part += f" WITH BATCH {self.sql(args['batch'])}"
+            # ON UPDATE follows PERIODIC without AND (`EMIT PERIODIC 1s ON UPDATE`)
+            if parts and args.get("periodic") and not args.get("after_close"):
+                parts[-1] += f" {part}"
+            else:
+                parts.append(part)
+        if args.get("per_event"):
+            parts.append("PER EVENT")
+        if args.get("timeout"):
+            parts.append(f"TIMEOUT {self.sql(args['timeout'])}")
+        if args.get("last"):
+            part = f"LAST {self.sql(args['last'])}"
+            if args.get("proctime"):
+                part += " ON PROCTIME"
+            parts.append(part)
+        return " ".join([*head, " AND ".join(parts)]).strip()
+
+    def proton_statement_sql(self, expression: ProtonStatement) -> str:
+        return f"{self.sql(expression, 'this')} {self.sql(expression, 'expression')}"
+
+
+class Proton(ClickHouse):
+    """Timeplus Proton 3.x (``EMIT AFTER WINDOW CLOSE``)."""
+
+    NORMALIZE_FUNCTIONS: bool | str = "lower"
+
+    Tokenizer = ProtonTokenizer
+    Parser = ProtonParser
+    Generator = ProtonGenerator
+
+
+class Proton16Generator(ProtonGenerator):
+    """Proton 1.5/1.6 spelling: ``EMIT AFTER WATERMARK [WITH DELAY i]``."""
+
+    EMIT_AFTER_CLOSE = "AFTER WATERMARK"
+
+
+class Proton16(Proton):
+    """Timeplus Proton 1.5/1.6; differs from ``Proton`` only in the EMIT spelling."""
+
+    Tokenizer = ProtonTokenizer
+    Parser = ProtonParser
+    Generator = Proton16Generator
