@@ -65,7 +65,7 @@ class _Evaluator:
         self.table = table
         self.now = now
 
-    def eval(self, e: P.Expr):  # noqa: PLR0911 - one branch per expression kind
+    def eval(self, e: P.Expr):
         method = getattr(self, "_" + type(e).__name__, None)
         if method is None:
             raise EvalError(f"the engine cannot evaluate {type(e).__name__}")

@@ -53,7 +53,7 @@ def _codes(col) -> tuple[np.ndarray, int]:
             return _codes(values)
     enc = pc.dictionary_encode(arr, null_encoding="encode")
     # dictionary codes follow first appearance; rank them by value so group order is by key value
-    order = pc.rank(enc.dictionary, sort_keys="ascending", null_placement="at_end").to_numpy() - 1
+    order = pc.rank(enc.dictionary, sort_keys="ascending").to_numpy() - 1
     return order[enc.indices.to_numpy(zero_copy_only=False)].astype(np.int64), max(len(enc.dictionary), 1)
 
 
