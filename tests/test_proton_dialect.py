@@ -54,9 +54,7 @@ logging.getLogger("sqlglot").setLevel(logging.ERROR)  # Command fallbacks are co
 
 
 def _strings(sql: str) -> collections.Counter[str]:
-    return collections.Counter(
-        token.text for token in Proton().tokenize(sql) if token.token_type == TokenType.STRING
-    )
+    return collections.Counter(token.text for token in Proton().tokenize(sql) if token.token_type == TokenType.STRING)
 
 
 def roundtrip_failure(sql: str, dialect: str = "proton") -> str | None:
@@ -296,9 +294,7 @@ def test_builders_render_proton_sql() -> None:
     assert select.sql(dialect="proton16").endswith("EMIT AFTER WATERMARK WITH DELAY 10s")
 
     assert _select_from(hop("s", "1s", "60s"), "1").sql(dialect="proton") == "SELECT 1 FROM hop(s, 1s, 60s)"
-    assert _select_from(session("s", "5m", "ts"), "1").sql(dialect="proton") == (
-        "SELECT 1 FROM session(s, ts, 5m)"
-    )
+    assert _select_from(session("s", "5m", "ts"), "1").sql(dialect="proton") == ("SELECT 1 FROM session(s, ts, 5m)")
     assert _select_from(table("devices"), "1").sql(dialect="proton") == "SELECT 1 FROM table(devices)"
 
     for emit, text in [

@@ -148,9 +148,7 @@ class Emit(exp.Expression):
     }
 
     @classmethod
-    def after_close(
-        cls, delay: exp.Expr | str | None = None, timeout: exp.Expr | str | None = None
-    ) -> Emit:
+    def after_close(cls, delay: exp.Expr | str | None = None, timeout: exp.Expr | str | None = None) -> Emit:
         """Emit when the window closes (after the watermark passes), with optional lateness."""
         return cls(
             after_close=True,
@@ -248,9 +246,7 @@ def _table_function(name: str, args: list[exp.Expr | None]) -> exp.Table:
     return exp.Table(this=exp.Anonymous(this=name, expressions=[a for a in args if a is not None]))
 
 
-def tumble(
-    source: str | exp.Expr, size: exp.Expr | str, time_column: str | exp.Expr | None = None
-) -> exp.Table:
+def tumble(source: str | exp.Expr, size: exp.Expr | str, time_column: str | exp.Expr | None = None) -> exp.Table:
     """``tumble(source, [time_column,] size)`` for FROM."""
     column = _source(time_column) if time_column is not None else None
     return _table_function("tumble", [_source(source), column, _as_interval(size)])
@@ -267,9 +263,7 @@ def hop(
     return _table_function("hop", [_source(source), column, _as_interval(step), _as_interval(size)])
 
 
-def session(
-    source: str | exp.Expr, idle: exp.Expr | str, time_column: str | exp.Expr | None = None
-) -> exp.Table:
+def session(source: str | exp.Expr, idle: exp.Expr | str, time_column: str | exp.Expr | None = None) -> exp.Table:
     """``session(source, [time_column,] idle_timeout)``; keys go in PARTITION BY / GROUP BY."""
     column = _source(time_column) if time_column is not None else None
     return _table_function("session", [_source(source), column, _as_interval(idle)])
@@ -296,9 +290,7 @@ def _literal(value: object) -> exp.Expr:
 
 def _settings_property(settings: Mapping[str, object]) -> exp.SettingsProperty:
     return exp.SettingsProperty(
-        expressions=[
-            exp.EQ(this=exp.column(key), expression=_literal(value)) for key, value in settings.items()
-        ]
+        expressions=[exp.EQ(this=exp.column(key), expression=_literal(value)) for key, value in settings.items()]
     )
 
 
@@ -490,9 +482,7 @@ class ProtonParser(ClickHouseParser):
         # Rows of ClickHouse/Proton's Values format may come without commas, `VALUES (1) (2)`;
         # sqlglot would read the second row as a table alias with columns and lose it.
         is_derived = self._match_pair(TokenType.L_PAREN, TokenType.VALUES)
-        if not is_derived and not (
-            self._match_text_seq("VALUES") or self._match_text_seq("FORMAT", "VALUES")
-        ):
+        if not is_derived and not (self._match_text_seq("VALUES") or self._match_text_seq("FORMAT", "VALUES")):
             return None
         rows: list[exp.Expr] = []
         while row := self._parse_value():
@@ -525,9 +515,7 @@ class ProtonParser(ClickHouseParser):
                 self.raise_error("Expected `key: value` entries in a map literal")
             keys.append(exp.Literal.string(entry.name))
             values.append(entry.expression)
-        return self.expression(
-            exp.VarMap(keys=exp.Array(expressions=keys), values=exp.Array(expressions=values))
-        )
+        return self.expression(exp.VarMap(keys=exp.Array(expressions=keys), values=exp.Array(expressions=values)))
 
     # ---- session windows -------------------------------------------------------------------
 
@@ -597,8 +585,10 @@ class ProtonParser(ClickHouseParser):
         while len(words) < 2 and self._curr:
             if self._match_set(self.JOIN_SIDES) or self._match_set(self.JOIN_KINDS):
                 words.append(self._prev)
-            elif self._curr.text.upper() == "LATEST" and self._next and (
-                self._next.token_type == TokenType.JOIN or self._next.text.upper() in _JOIN_WORDS
+            elif (
+                self._curr.text.upper() == "LATEST"
+                and self._next
+                and (self._next.token_type == TokenType.JOIN or self._next.text.upper() in _JOIN_WORDS)
             ):
                 self._advance()
                 words.append(self._prev)
@@ -814,46 +804,6 @@ class ProtonGenerator(ClickHouseGenerator):
         if expression.args.get("nullable") is True:
             return f"nullable({dtype})"
         return dtype
-
-    # ---- statements ----------------------------------------------------------------------------
-
-    def _parse_statement(self) -> exp.Expr | None:
-        token, nxt = self._curr, self._next
-        if token and nxt and token.token_type == TokenType.VAR:
-            words = (token.text.upper(), nxt.text.upper())
-            operand_kind = self.PROTON_STATEMENTS.get(words)
-            if operand_kind:
-                self._advance(2)
-                operand = self._parse_select() if operand_kind == "query" else self._parse_string()
-                if operand is None:
-                    self.raise_error(f"Expected {operand_kind} after {' '.join(words)}")
-                return self.expression(ProtonStatement(this=exp.var(" ".join(words)), expression=operand))
-        return super()._parse_statement()
-
-    def _parse_proton_kill(self) -> exp.Expr:
-        if not self._match_text_seq("QUERY", "WHERE"):
-            return self._parse_kill()
-        condition = self._parse_assignment()
-        mode = self._prev.text.upper() if self._match_texts(("SYNC", "ASYNC", "TEST")) else None
-        return self.expression(KillQuery(this=condition, mode=mode))
-
-    def _parse_derived_table_values(self, allow_value_synonym: bool = False) -> exp.Values | None:
-        # Rows of ClickHouse/Proton's Values format may come without commas, `VALUES (1) (2)`;
-        # sqlglot would read the second row as a table alias with columns and lose it.
-        is_derived = self._match_pair(TokenType.L_PAREN, TokenType.VALUES)
-        if not is_derived and not (
-            self._match_text_seq("VALUES") or self._match_text_seq("FORMAT", "VALUES")
-        ):
-            return None
-        rows: list[exp.Expr] = []
-        while row := self._parse_value():
-            rows.append(row)
-            if not self._match(TokenType.COMMA) and not self._match(TokenType.L_PAREN, advance=False):
-                break
-        alias = self._parse_table_alias()
-        if is_derived:
-            self._match_r_paren()
-        return self.expression(exp.Values(expressions=rows, alias=alias or self._parse_table_alias()))
 
     # ---- intervals ---------------------------------------------------------------------------
 
