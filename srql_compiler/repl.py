@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,9 +86,19 @@ class Repl:
     # -- queries -----------------------------------------------------------------------------------
 
     def compile(self, query: str) -> Any | None:
-        """Compile for the current target, or print the diagnostic (in red) and return None."""
+        """Compile for the current target (SQL pretty-printed), or print the diagnostic and return None."""
+        state = self.state
+        return self._guarded(
+            lambda: srql_compiler.compile(query, state.target, proton_version=state.proton_version, pretty=True)
+        )
+
+    def bind(self, query: str) -> Any | None:
+        """The logical plan (the same for every target), or print the diagnostic and return None."""
+        return self._guarded(lambda: srql_compiler.bind(query))
+
+    def _guarded(self, step: Callable[[], Any]) -> Any | None:
         try:
-            return srql_compiler.compile(query, self.state.target, proton_version=self.state.proton_version)
+            return step()
         except SRQLError as err:
             self.console.print(Text(str(err), style="bold red"), soft_wrap=True)
         except Exception as exc:  # a compiler bug must not end the session; show it plainly
@@ -96,10 +107,10 @@ class Repl:
 
     def run_query(self, query: str) -> None:
         """Compile ``query``, print warnings, then run it (or show its SQL when nothing can run it)."""
+        self.state.last_query = query  # \explain and \sql refer to it even when this target refuses it
         compiled = self.compile(query)
         if compiled is None:
             return
-        self.state.last_query = query
         for warning in compiled.warnings:
             self.console.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
         if self.state.show_sql:
@@ -188,9 +199,9 @@ class Repl:
             hint = "nothing to explain yet: \\explain QUERY, or run a query first"
             self.console.print(Text(hint, style="red"))
             return
-        compiled = self.compile(query)
-        if compiled is not None:
-            self.console.print(plan_tree(compiled.plan))
+        plan = self.bind(query)
+        if plan is not None:
+            self.console.print(plan_tree(plan))
 
     def _describe(self, arg: str) -> None:
         if not arg:
