@@ -363,3 +363,20 @@ def test_plan_tree_shows_every_clause() -> None:
         "│   └── attempts : uint64\n"
         "└── warning: logs resolved to syslog\n"
     )
+
+
+_PIECES = [*"SHOWstrEAM logs WHERE=<>!'();,.-5m\n\\ _aGROUPBY", "STREAM ", "SHOW ", "\\target ", "\\explain ",
+           "\\sql ", "\\describe ", "WINDOW ", "devices ", "'x'", "severity ", "GROUP BY ", "HAVING "]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=30).map("".join))
+def test_the_repl_answers_any_input_without_raising(text: str) -> None:
+    """Garbage in: the REPL prints a diagnostic or a note, never raises (and never quits unless asked)."""
+    from srql_compiler.repl import Repl
+    from srql_compiler.repl_runner import CompileOnlyRunner
+
+    console = Console(file=io.StringIO(), width=100)
+    keep_going = Repl(console, CompileOnlyRunner(console)).execute(text)
+    assert keep_going or text.strip().split()[0] in ("\\quit", "\\q", "\\exit")
+    assert "internal compiler error" not in console.file.getvalue()
