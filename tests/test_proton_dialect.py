@@ -217,6 +217,17 @@ GOLDEN = [
         "select * from t emit after watermark with delay 2s and last 6s",
         "SELECT * FROM t EMIT AFTER WINDOW CLOSE WITH DELAY 2s AND LAST 6s",
     ),
+    # predicates: ClickHouse-style NOT parenthesisation, reads back into the same tree
+    (
+        "select * from t where x not in (1, 2) and y is not null and not (z in (3)) and a ?? b > 0",
+        "SELECT * FROM t WHERE NOT (x IN (1, 2)) AND NOT (y IS NULL) AND NOT (z IN (3)) AND coalesce(a, b) > 0",
+    ),
+    # JSON shortcut and map literals
+    (
+        "select raw:a.b[1], to_int(raw:id), {'k': 1, 'j': 2} from dedup(s, s:time)",
+        "SELECT raw:a.b[1], to_int(raw:id), map('k', 1, 'j', 2) FROM dedup(s, s:time)",
+    ),
+    ("select * from t shuffle by k group by k", "SELECT * FROM t SHUFFLE BY k GROUP BY k"),
     # DDL
     (
         "create stream if not exists s(i int, t datetime64(3, 'UTC') default now64(3, 'UTC'),"
@@ -346,6 +357,10 @@ def test_typed_functions_built_by_the_compiler_render_snake_case() -> None:
         (exp.Count(this=exp.Star()), "count(*)"),
         (exp.Avg(this=col("a")), "avg(a)"),
         (exp.Lag(this=col("a"), offset=exp.Literal.number(2)), "lag(a, 2)"),
+        (exp.DayOfMonth(this=col("t")), "to_day_of_month(t)"),
+        (exp.TimestampTrunc(this=col("t"), unit=exp.var("MINUTE")), "date_trunc('minute', t)"),
+        (exp.Length(this=col("s")), "length(s)"),
+        (exp.Coalesce(this=col("a"), expressions=[col("b")]), "coalesce(a, b)"),
         (exp.DataType.build("text"), "string"),
         (exp.DataType.build("nullable(int)", dialect="proton"), "nullable(int32)"),
         (exp.DataType.build("timestamp"), "datetime"),

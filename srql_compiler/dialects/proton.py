@@ -399,6 +399,7 @@ _TYPED_FUNCTIONS: Mapping[str, t.Callable] = {
     "MAX": parser.Parser.FUNCTIONS["MAX"],
     "COUNT_IF": _build_count_if,
     "MAP": parser.build_var_map,
+    "COALESCE": parser.Parser.FUNCTIONS["COALESCE"],
     "QUANTILE": _build_quantile,
     "ARG_MAX": _build_binary(exp.ArgMax, "arg_max"),
     "ARG_MIN": _build_binary(exp.ArgMin, "arg_min"),
@@ -424,6 +425,11 @@ class ProtonParser(ClickHouseParser):
     CREATABLES: t.ClassVar = {*ClickHouseParser.CREATABLES, TokenType.STREAM}
     DB_CREATABLES: t.ClassVar = {*ClickHouseParser.DB_CREATABLES, TokenType.STREAM}
     ALTERABLES: t.ClassVar = {*ClickHouseParser.ALTERABLES, TokenType.STREAM}
+
+    UNARY_PARSERS: t.ClassVar = {
+        **ClickHouseParser.UNARY_PARSERS,
+        TokenType.NOT: lambda self: self.expression(exp.Not(this=self._unwrap_predicate(self._parse_equality()))),
+    }
 
     PROPERTY_PARSERS: t.ClassVar = {
         **ClickHouseParser.PROPERTY_PARSERS,
@@ -493,6 +499,14 @@ class ProtonParser(ClickHouseParser):
         if is_derived:
             self._match_r_paren()
         return self.expression(exp.Values(expressions=rows, alias=alias or self._parse_table_alias()))
+
+    @staticmethod
+    def _unwrap_predicate(this: exp.Expr | None) -> exp.Expr | None:
+        # The generator prints NOT over IN/IS as `NOT (x IN ...)`, as ClickHouse's NOT binds
+        # tighter; reading that back gives the same tree as `x NOT IN ...`.
+        if isinstance(this, exp.Paren) and isinstance(this.this, (exp.In, exp.Is)):
+            return this.this
+        return this
 
     # ---- map literals ------------------------------------------------------------------------
 
@@ -703,6 +717,13 @@ class ProtonParser(ClickHouseParser):
 # --------------------------------------------------------------------------------------------
 
 
+def _snake_case(name: str) -> str:
+    """``toDayOfMonth`` -> ``to_day_of_month``, ``JSONExtractRaw`` -> ``json_extract_raw``."""
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    return name.lower()
+
+
 def _json_path_part_sql(self: generator.Generator, part: exp.Expr, first: bool) -> str:
     if isinstance(part, exp.JSONPathKey):
         key = part.this if not part.args.get("quoted") else f'"{part.this}"'
@@ -769,6 +790,13 @@ class ProtonGenerator(ClickHouseGenerator):
         exp.StartsWith: lambda self, e: self.func("starts_with", e.this, e.expression),
         exp.EndsWith: lambda self, e: self.func("ends_with", e.this, e.expression),
         exp.Rand: lambda self, e: self.func("rand"),
+        exp.Length: lambda self, e: self.func("length", e.this),
+        exp.TimestampTrunc: lambda self, e: self.func(
+            "date_trunc", exp.Literal.string(e.text("unit").lower()), e.this, e.args.get("zone")
+        ),
+        exp.DateTrunc: lambda self, e: self.func(
+            "date_trunc", exp.Literal.string(e.text("unit").lower()), e.this, e.args.get("zone")
+        ),
         # custom nodes are not in sqlglot's class registry, so they dispatch through TRANSFORMS
         Emit: lambda self, e: self.emit_sql(e),
         ProtonStatement: lambda self, e: self.proton_statement_sql(e),
@@ -796,6 +824,11 @@ class ProtonGenerator(ClickHouseGenerator):
     def anonymous_sql(self, expression: exp.Anonymous) -> str:
         # Unmodelled calls keep the name exactly as written.
         return self.func(self.sql(expression, "this"), *expression.expressions, normalize=False)
+
+    def normalize_func(self, name: str) -> str:
+        # Typed nodes: Proton registers snake_case names only, so any camelCase name inherited
+        # from the ClickHouse generator (toDayOfMonth, arrayDistinct, ...) is snake-cased.
+        return _snake_case(name)
 
     # ---- types -------------------------------------------------------------------------------
 
