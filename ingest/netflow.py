@@ -57,6 +57,7 @@ class Template:
     fields: list[tuple[int, int, int]]  # (IE id, length, enterprise number; 0 for IANA)
     options: bool = False
     refreshed_ms: int = 0
+    raw: bytes = b""  # the template record as sent: a re-sent template is recognised by its bytes
     record_len: int = 0  # for fixed templates; minimum length for variable ones
     variable: bool = False
     dtype: np.dtype = field(default=None)  # type: ignore[assignment]
@@ -85,6 +86,26 @@ class Template:
         self.norm_dtype = np.dtype(
             {"names": norm_names, "formats": norm_formats, "offsets": norm_offsets, "itemsize": max(noff, 1)}
         )
+
+
+def _template_fields(body: bytes, pos: int, count: int, ipfix: bool) -> tuple[list[tuple[int, int, int]], int]:
+    """Field specifiers of one template record: ([(IE, length, enterprise)], end offset)."""
+    if pos + 4 * count > len(body):
+        raise ValueError("template beyond its set")
+    flat = struct.unpack_from(f">{2 * count}H", body, pos)
+    if not ipfix or not any(ie & 0x8000 for ie in flat[::2]):
+        return [(flat[i], flat[i + 1], 0) for i in range(0, 2 * count, 2)], pos + 4 * count
+    fields = []  # IPFIX with enterprise-specific fields: each is followed by a 4-byte PEN
+    for _ in range(count):
+        ie, ln = struct.unpack_from(">HH", body, pos)
+        pos += 4
+        pen = 0
+        if ie & 0x8000:
+            pen = struct.unpack_from(">I", body, pos)[0]
+            pos += 4
+            ie &= 0x7FFF
+        fields.append((ie, ln, pen))
+    return fields, pos
 
 
 def _numpy_format(length: int) -> str:
@@ -272,25 +293,18 @@ class NetflowDecoder:
                     self._withdraw(dom, tid, version)
                     continue
                 raise ValueError("empty template")
-            fields = []
-            for _ in range(count):
-                ie, ln = struct.unpack_from(">HH", body, pos)
-                pos += 4
-                pen = 0
-                if version == 10 and ie & 0x8000:
-                    pen = struct.unpack_from(">I", body, pos)[0]
-                    pos += 4
-                    ie &= 0x7FFF
-                fields.append((ie, ln, pen))
             if tid < 256:
                 raise ValueError("template id below 256")
-            t = Template(tid, fields, options=options, refreshed_ms=now)
-            if t.record_len == 0:
-                raise ValueError("zero-length template")
+            fields, end = _template_fields(body, pos, count, version == 10)
+            raw = body[pos:end]
+            pos = end
             old = dom.templates.get(tid)
-            if old is not None and old.fields == fields and old.options == options:
+            if old is not None and old.raw == raw and old.options == options:
                 old.refreshed_ms = now  # a refresh: keep the object so decode groups stay merged
                 continue
+            t = Template(tid, fields, options=options, refreshed_ms=now, raw=raw)
+            if t.record_len == 0:
+                raise ValueError("zero-length template")
             if len(dom.templates) >= self.options.max_templates and tid not in dom.templates:
                 counters.drop(exporter, MALFORMED)  # template bomb: refuse more templates
                 continue

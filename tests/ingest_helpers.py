@@ -142,3 +142,117 @@ async def send_udp(datagrams: list[bytes], port: int, host: str = "127.0.0.1") -
         for d in datagrams:
             s.sendto(d, (host, port))
     await asyncio.sleep(0)
+
+
+RSYSLOG_JSON_TEMPLATE = """
+template(name="parsed" type="list" option.jsonf="on") {
+  property(outname="pri" name="pri" format="jsonf")
+  property(outname="facility" name="syslogfacility" format="jsonf")
+  property(outname="severity" name="syslogseverity" format="jsonf")
+  property(outname="timestamp" name="timereported" dateFormat="rfc3339" format="jsonf")
+  property(outname="hostname" name="hostname" format="jsonf")
+  property(outname="app" name="app-name" format="jsonf")
+  property(outname="procid" name="procid" format="jsonf")
+  property(outname="msgid" name="msgid" format="jsonf")
+  property(outname="sd" name="structured-data" format="jsonf")
+  property(outname="msg" name="msg" format="jsonf")
+}
+"""
+
+
+class Rsyslog:
+    """A private rsyslogd in the foreground (no /dev/log, own work dir and pid file)."""
+
+    def __init__(self, workdir: Path, body: str) -> None:
+        require("rsyslogd")
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.dir = workdir
+        self.conf = workdir / "rsyslog.conf"
+        self.conf.write_text(f'global(workDirectory="{workdir}")\n' + body)
+        check = subprocess.run(["rsyslogd", "-N1", "-f", str(self.conf)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+        self.log = open(workdir / "rsyslogd.log", "w")  # noqa: SIM115
+        self.proc = subprocess.Popen(["rsyslogd", "-n", "-f", str(self.conf), "-i", str(workdir / "pid")],
+                                     stdout=self.log, stderr=subprocess.STDOUT)  # fmt: skip
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+def read_json_lines(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def make_tls_certs(d: Path) -> dict[str, Path]:
+    """A throwaway CA and a server certificate for localhost/127.0.0.1 made with the openssl CLI."""
+    require("openssl")
+    d.mkdir(parents=True, exist_ok=True)
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=ingest-test-ca")  # fmt: skip
+    (d / "san.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=localhost")  # fmt: skip
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "2", "-extfile", "san.cnf")  # fmt: skip
+    return {"ca": d / "ca.pem", "cert": d / "server.pem", "key": d / "server.key"}
+
+
+class CollectorThread:
+    """A real Collector serving on loopback from its own event-loop thread, for tests that drive it
+    with external programs (logger, snmptrap, softflowd) while the test thread waits."""
+
+    def __init__(self, decoder, framer=None, udp: bool = True, tcp: bool = False, tls=None,
+                 options=None, host: str = "127.0.0.1") -> None:  # fmt: skip
+        import threading
+
+        from ingest.collector import Collector, RuntimeOptions
+        from ingest.sinks import MemorySink
+
+        self.sink = MemorySink()
+        self.col = Collector(decoder, self.sink, options or RuntimeOptions(flush_ms=50), framer)
+        self.loop = asyncio.new_event_loop()
+        self.ports: dict[str, int] = {}
+        ready = threading.Event()
+
+        async def start() -> None:
+            if udp:
+                self.ports["udp"] = await self.col.listen_udp(host, 0)
+            if tcp:
+                self.ports["tcp"] = await self.col.listen_tcp(host, 0)
+            if tls is not None:
+                self.ports["tls"] = await self.col.listen_tcp(host, 0, tls=tls)
+            self.col.start()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_until_complete(start())
+            ready.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        assert ready.wait(10), "collector did not start"
+
+    @property
+    def counters(self):
+        return self.col.counters
+
+    def stop(self):
+        """Stop (flushing everything) and return the collected table (or None)."""
+        fut = asyncio.run_coroutine_threadsafe(self.col.stop(), self.loop)
+        fut.result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        return self.sink.table()
