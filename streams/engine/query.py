@@ -260,7 +260,8 @@ class QueryRunner:
                 cols[f"a{i}"] = _as_array(evaluate(agg.arg, work, self.now), work.num_rows)
             if agg.filter is not None:
                 cols[f"f{i}"] = mask(agg.filter, work, self.now).fill_null(False)
-        cols["__batch"] = pa.array(np.full(len(ts), self._batch_no, np.int32))
+        if not self.kind:  # EMIT ON UPDATE needs to know which batch each row came from
+            cols["__batch"] = pa.array(np.full(len(ts), self._batch_no, np.int32))
         return pa.table(cols)
 
     # ------------------------------------------------------------------------------------------
@@ -286,7 +287,9 @@ class QueryRunner:
         ts = rows.column("__ts").to_numpy()
         wm = rows.column("__wm").to_numpy() if "__wm" in rows.column_names else None
         idx, starts = windows.expand(ts, size, step, self._closed_upto, upto, wm)
-        result = self._aggregate(rows.take(idx), starts, starts + size) if len(idx) else None
+        whole = len(idx) == rows.num_rows and (len(idx) < 2 or bool((np.diff(idx) == 1).all()))
+        picked = rows if whole else rows.take(idx)  # tumble: usually every row, in order
+        result = self._aggregate(picked, starts, starts + size) if len(idx) else None
         for i in affected:  # free rows whose every window has been emitted
             c = self._buffer[i]
             if windows.last_window_end(np.array([c.max_ts]), size, step)[0] <= upto:
