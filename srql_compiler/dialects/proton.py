@@ -24,10 +24,12 @@ Builders for the SRQL emitters (all return sqlglot expressions):
 
 * ``interval(5, "s")`` -> ``5s``; ``tumble(source, size, time_column=None)``,
   ``hop(source, step, size, time_column=None)``, ``session(source, idle, time_column=None)``,
-  ``table(source)`` -> table functions for FROM;
+  ``table(source)``, ``dedup(source, *keys, within=None)``, ``changelog(source, *keys)`` -> table
+  functions for FROM;
 * ``Emit.after_close(delay=None, timeout=None)`` -> ``EMIT AFTER WINDOW CLOSE [WITH DELAY d]``
   (3.x) / ``EMIT AFTER WATERMARK [WITH DELAY d]`` (1.6); ``Emit.periodic(interval, repeat=False)``,
-  ``Emit.on_update()``, ``Emit.changelog()``, ``Emit.stream()``, ``Emit.timeout(i)``, ``Emit.last(i)``;
+  ``Emit.on_update()``, ``Emit.changelog()``, ``Emit.stream()``, ``Emit.timeout_after(i)``,
+  ``Emit.last_for(i, proctime=False)``;
   attach with ``select.set("emit", emit)``;
 * ``create_materialized_view(name, select, into=None)``, ``create_external_stream(name, settings)``,
   ``create_external_table(name, settings)``.
@@ -52,9 +54,11 @@ __all__ = [
     "Proton16",
     "ProtonIntoProperty",
     "ProtonStatement",
+    "changelog",
     "create_external_stream",
     "create_external_table",
     "create_materialized_view",
+    "dedup",
     "hop",
     "interval",
     "session",
@@ -93,6 +97,9 @@ _UNIT_ALIASES: Mapping[str, str] = {
     **{u: u for u in SHORTHAND_UNITS.values()},
     **{f"{u}S": u for u in SHORTHAND_UNITS.values()},
 }
+
+#: Proton's table functions for FROM, printed in lower case
+TABLE_FUNCTIONS = frozenset({"tumble", "hop", "session", "table", "dedup", "changelog"})
 
 _SHORTHAND_RE = re.compile(r"^(\d+)(ns|us|ms|s|m|h|d|w|M|q|y)$")
 
@@ -215,6 +222,18 @@ class SessionRange(exp.Expression):
     }
 
 
+class RenameStream(exp.Expression):
+    """``RENAME STREAM [IF EXISTS] old TO new``."""
+
+    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "to": True, "exists": False}
+
+
+class TruncateStream(exp.Expression):
+    """``TRUNCATE STREAM [IF EXISTS] name``."""
+
+    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "exists": False}
+
+
 class KillQuery(exp.Expression):
     """``KILL QUERY WHERE <condition> [SYNC|ASYNC|TEST]``."""
 
@@ -267,6 +286,17 @@ def session(source: str | exp.Expr, idle: exp.Expr | str, time_column: str | exp
     """``session(source, [time_column,] idle_timeout)``; keys go in PARTITION BY / GROUP BY."""
     column = _source(time_column) if time_column is not None else None
     return _table_function("session", [_source(source), column, _as_interval(idle)])
+
+
+def dedup(source: str | exp.Expr, *keys: str | exp.Expr, within: exp.Expr | str | None = None) -> exp.Table:
+    """``dedup(source, key, ... [, within])``: drop repeated keys seen within a time span."""
+    span = _as_interval(within) if within is not None else None
+    return _table_function("dedup", [_source(source), *(_source(k) for k in keys), span])
+
+
+def changelog(source: str | exp.Expr, *keys: str | exp.Expr) -> exp.Table:
+    """``changelog(source, key, ...)``: turn an append stream into a changelog by key."""
+    return _table_function("changelog", [_source(source), *(_source(k) for k in keys)])
 
 
 def table(source: str | exp.Expr) -> exp.Table:
@@ -341,6 +371,9 @@ class ProtonTokenizer(ClickHouse.Tokenizer):
         "FIXED_STRING": TokenType.FIXEDSTRING,
         "STREAM": TokenType.STREAM,
     }
+    # RENAME STREAM is parsed, so RENAME must not swallow the rest of the statement as text
+    COMMANDS: t.ClassVar = ClickHouse.Tokenizer.COMMANDS - {TokenType.RENAME}
+
     # `session(...)` is a window table function in Proton, not the SESSION keyword
     KEYWORDS.pop("SESSION", None)
 
@@ -448,6 +481,7 @@ class ProtonParser(ClickHouseParser):
     STATEMENT_PARSERS: t.ClassVar = {
         **ClickHouseParser.STATEMENT_PARSERS,
         TokenType.KILL: lambda self: self._parse_proton_kill(),
+        TokenType.TRUNCATE: lambda self: self._parse_proton_truncate(),
     }
 
     #: leading words of Proton-only statements -> how their operand is parsed
@@ -475,7 +509,33 @@ class ProtonParser(ClickHouseParser):
                 if operand is None:
                     self.raise_error(f"Expected {operand_kind} after {' '.join(words)}")
                 return self.expression(ProtonStatement(this=exp.var(" ".join(words)), expression=operand))
+        if token and token.token_type == TokenType.RENAME:
+            rename = self._parse_rename_stream()
+            if rename is not None:
+                return rename
+            return self._parse_as_command(token)
         return super()._parse_statement()
+
+    def _parse_rename_stream(self) -> exp.Expr | None:
+        index = self._index
+        if not self._match_text_seq("RENAME", "STREAM"):
+            return None
+        exists = self._parse_exists()
+        this = self._parse_table_parts()
+        if not self._match_text_seq("TO"):
+            self._retreat(index)
+            return None
+        return self.expression(RenameStream(this=this, to=self._parse_table_parts(), exists=exists))
+
+    def _parse_proton_truncate(self) -> exp.Expr | None:
+        if not self._match(TokenType.STREAM):
+            return self._parse_truncate_table()
+        exists = self._parse_exists()
+        return self.expression(TruncateStream(this=self._parse_table_parts(), exists=exists))
+
+    def _parse_stream(self) -> None:
+        # sqlglot's `STREAM <table>` source (Snowflake) does not exist in Proton
+        return None
 
     def _parse_proton_kill(self) -> exp.Expr:
         if not self._match_text_seq("QUERY", "WHERE"):
@@ -806,6 +866,12 @@ class ProtonGenerator(ClickHouseGenerator):
             self.sql(e, "expression"),
             "]" if e.args.get("right_closed") else ")",
         ),
+        RenameStream: lambda self, e: "RENAME STREAM {}{} TO {}".format(
+            "IF EXISTS " if e.args.get("exists") else "", self.sql(e, "this"), self.sql(e, "to")
+        ),
+        TruncateStream: lambda self, e: "TRUNCATE STREAM {}{}".format(
+            "IF EXISTS " if e.args.get("exists") else "", self.sql(e, "this")
+        ),
         KillQuery: lambda self, e: " ".join(
             filter(None, ["KILL QUERY WHERE", self.sql(e, "this"), e.args.get("mode")])
         ),
@@ -822,8 +888,12 @@ class ProtonGenerator(ClickHouseGenerator):
     # ---- names -------------------------------------------------------------------------------
 
     def anonymous_sql(self, expression: exp.Anonymous) -> str:
-        # Unmodelled calls keep the name exactly as written.
-        return self.func(self.sql(expression, "this"), *expression.expressions, normalize=False)
+        # Unmodelled calls keep the name exactly as written (Proton folds case, not underscores),
+        # except the streaming table functions, which always print in lower case.
+        name = self.sql(expression, "this")
+        if name.lower() in TABLE_FUNCTIONS:
+            name = name.lower()
+        return self.func(name, *expression.expressions, normalize=False)
 
     def normalize_func(self, name: str) -> str:
         # Typed nodes: Proton registers snake_case names only, so any camelCase name inherited
@@ -943,6 +1013,12 @@ class Proton16Generator(ProtonGenerator):
     """Proton 1.5/1.6 spelling: ``EMIT AFTER WATERMARK [WITH DELAY i]``."""
 
     EMIT_AFTER_CLOSE = "AFTER WATERMARK"
+
+    def emit_sql(self, expression: Emit) -> str:
+        for arg, clause in (("batch", "ON UPDATE WITH BATCH"), ("per_event", "PER EVENT")):
+            if expression.args.get(arg):
+                self.unsupported(f"EMIT {clause} is Proton 3.x syntax; Proton 1.6 rejects it")
+        return super().emit_sql(expression)
 
 
 class Proton16(Proton):
