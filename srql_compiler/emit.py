@@ -111,7 +111,8 @@ class SQLEmitter:
         if p.top_n_per_window:
             return self.top_n(sel)
         if p.order_by:
-            sel = sel.order_by(*self.order_keys())
+            ties = self.tie_breakers() if p.is_aggregate else []
+            sel = sel.order_by(*self.order_keys(), *ties)
         if p.limit is not None:
             sel = sel.limit(p.limit)
         return sel
@@ -154,8 +155,17 @@ class SQLEmitter:
     def _group_by(self) -> list[exp.Expression]:
         keys: list[exp.Expression] = []
         if self.plan.window is not None:
-            keys += [exp.column("window_start"), exp.column("window_end")]
+            keys += self.window_group_keys()
         return keys + [self.expr(c) for c in self.plan.group_by]
+
+    def window_group_keys(self) -> list[exp.Expression]:
+        """What to GROUP BY for the window (batch targets group by the bucket expression itself, so a
+        projection without the window bounds still groups per window)."""
+        return [self.window_start_expr()]
+
+    def window_start_expr(self) -> exp.Expression:
+        start = self.window_columns()[0]
+        return start.this if isinstance(start, exp.Alias) else start
 
     def order_keys(self) -> list[exp.Ordered]:
         return [exp.Ordered(this=self.order_expr(k.expr), desc=k.desc) for k in self.plan.order_by]
@@ -354,8 +364,9 @@ class ClickHouseLikeEmitter(SQLEmitter):
     def top_n(self, sel: exp.Select) -> exp.Select:
         p = self.plan
         assert p.limit is not None
-        sel = sel.order_by(*self.order_keys(), *self.tie_breakers())
-        limit = exp.Limit(expression=exp.Literal.number(p.limit), expressions=[exp.column("window_start")])
+        # Windows in time order, then the user's ranking inside each window; LIMIT n BY keeps n per window.
+        sel = sel.order_by(exp.Ordered(this=self.window_start_expr()), *self.order_keys(), *self.tie_breakers())
+        limit = exp.Limit(expression=exp.Literal.number(p.limit), expressions=[self.window_start_expr()])
         return sel.limit(limit)
 
     def latest(self, sel: exp.Select) -> exp.Select:
@@ -437,6 +448,9 @@ class ProtonEmitter(ClickHouseLikeEmitter):
     def window_columns(self) -> list[exp.Expression]:
         return [exp.column("window_start"), exp.column("window_end")]
 
+    def window_group_keys(self) -> list[exp.Expression]:
+        return self.window_columns()
+
     def add_join(self, sel: exp.Select, j: P.Join) -> exp.Select:
         right = self._stream(j.right) if j.kind == "interval" else exp.to_table(j.right.stream)
         on = self.join_on(j)
@@ -483,10 +497,6 @@ class ProtonEmitter(ClickHouseLikeEmitter):
             assert e.interval is not None
             return pd.Emit.periodic(self.interval(e.interval))
         return pd.Emit.on_update()
-
-    def top_n(self, sel: exp.Select) -> exp.Select:
-        # Proton's own form (tests/stream 0020): ORDER BY <measure> DESC LIMIT n BY window_start.
-        return super().top_n(sel)
 
 
 class ClickHouseEmitter(ClickHouseLikeEmitter):
@@ -540,7 +550,9 @@ class ClickHouseEmitter(ClickHouseLikeEmitter):
         p = self.plan
         assert p.window is not None
         ts = self.event_time(p.source.alias, p.source.event_time)
-        start = self.fn("toStartOfInterval", ts, self.interval(p.window.size))
+        # toStartOfInterval yields DateTime for whole seconds; keep window bounds DateTime64(3, 'UTC') like the data.
+        bucket = self.fn("toStartOfInterval", ts, self.interval(p.window.size))
+        start = self.fn("toDateTime64", bucket, exp.Literal.number(3), exp.Literal.string("UTC"))
         end = exp.Add(this=start.copy(), expression=self.interval(p.window.size))
         return [exp.alias_(start, "window_start"), exp.alias_(end, "window_end")]
 
@@ -660,10 +672,10 @@ class DuckDBEmitter(SQLEmitter):
         p = self.plan
         assert p.limit is not None
         keys = self.order_keys() + self.tie_breakers()
-        window = exp.Window(this=exp.RowNumber(), partition_by=[exp.column("window_start")],
+        window = exp.Window(this=exp.RowNumber(), partition_by=[self.window_start_expr()],
                             order=exp.Order(expressions=[k.copy() for k in keys]))
         sel = sel.qualify(exp.LTE(this=window, expression=exp.Literal.number(p.limit)))
-        return sel.order_by(exp.Ordered(this=exp.column("window_start")), *keys)
+        return sel.order_by(exp.Ordered(this=self.window_start_expr()), *keys)
 
     def latest(self, sel: exp.Select) -> exp.Select:
         """The newest row per key: QUALIFY row_number() OVER (PARTITION BY keys ORDER BY time DESC) = 1."""
