@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from wrpc._fastdec import straight_line
 from wrpc.errors import DecodeError, EncodeError, LimitExceeded
 from wrpc.types import (
     EnumT,
@@ -633,6 +634,19 @@ def _check_count(n: int, t: Type, limits: Limits) -> None:
 @cache
 def decoder(t: Type, limits: Limits = DEFAULT_LIMITS) -> Dec:
     """Compile the fast decoder of an async-free type."""
+    if (
+        isinstance(t, RecordT)
+        or (isinstance(t, TupleT) and t.elems)
+        or (isinstance(t, ListT) and isinstance(t.elem, RecordT | TupleT) and min_size(t.elem) > 0)
+    ):
+        env = {
+            "read_uleb": _read_uleb,
+            "SHORT": _SHORT,
+            "DecodeError": DecodeError,
+            "LimitExceeded": LimitExceeded,
+            "min_size": min_size,
+        }
+        return straight_line(t, limits, lambda x: decoder(x, limits), env)
     if isinstance(t, Prim):
         return _prim_decoder(t.name, limits)
     if isinstance(t, HandleT) or (isinstance(t, ListT) and t.elem == Prim("u8")):

@@ -246,3 +246,24 @@ def test_wrpc_type_expression_round_trips_through_str() -> None:
         "stream<u8>",
     ]:
         assert str(wrpc.parse_type(text)) == text
+
+
+REC = "list<record {name: string, kind: enum {a, b}, up: bool, n: u64, note: option<string>, t: tuple<u8, f32>}>"
+
+
+@pytest.mark.parametrize(
+    ("hexstr", "err", "msg"),
+    [
+        ("01 01 61 00 02 00 00 00 00 00 00 00", wrpc.DecodeError, "invalid bool"),
+        ("01 01 61 05 01 00 00 00 00 00 00 00", wrpc.DecodeError, "out of range"),
+        ("01 01 ff 00 01 00 00 00 00 00 00 00", wrpc.DecodeError, "UTF-8"),
+        ("01 01 61 00 01 00 03 00 00 00 00 00", wrpc.DecodeError, "option tag"),
+        ("01 01 61 00 01 00 00 00 00 00", wrpc.DecodeError, "truncated"),
+        ("ff ff ff ff 0f", wrpc.LimitExceeded, "exceeds"),
+    ],
+)
+def test_wrpc_generated_record_list_decoder_rejects_bad_bytes(hexstr: str, err: type, msg: str) -> None:
+    good = [{"name": "a", "kind": "a", "up": True, "n": 2**40, "note": "x", "t": (1, 1.5)}]
+    assert wrpc.decode(REC, wrpc.encode(REC, good)) == good
+    with pytest.raises(err, match=msg):
+        wrpc.decode(REC, H(hexstr))
