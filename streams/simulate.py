@@ -46,7 +46,7 @@ def _table(entity: Entity, n: int, cols: dict[str, pa.Array]) -> pa.Table:
     for f in schema:
         if f.name in cols:
             arrays.append(cols[f.name])
-        elif f.nullable:
+        elif entity.field(f.name).nullable:  # the Arrow schema marks every non-time column nullable
             arrays.append(pa.nulls(n, f.type))
         elif pa.types.is_string(f.type):
             arrays.append(pa.array([""], f.type).take(np.zeros(n, np.int64)))
