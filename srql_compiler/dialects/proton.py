@@ -234,6 +234,15 @@ class TruncateStream(exp.Expression):
     arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "exists": False}
 
 
+class AlterStreamSetting(exp.Expression):
+    """ALTER STREAM actions ``MODIFY SETTING k = v, ...`` and ``REMOVE TTL``.
+
+    ``this`` is the action (a var ``MODIFY SETTING`` or ``REMOVE TTL``); ``expressions`` the settings.
+    """
+
+    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "expressions": False}
+
+
 class KillQuery(exp.Expression):
     """``KILL QUERY WHERE <condition> [SYNC|ASYNC|TEST]``."""
 
@@ -459,6 +468,12 @@ class ProtonParser(ClickHouseParser):
     DB_CREATABLES: t.ClassVar = {*ClickHouseParser.DB_CREATABLES, TokenType.STREAM}
     ALTERABLES: t.ClassVar = {*ClickHouseParser.ALTERABLES, TokenType.STREAM}
 
+    ALTER_PARSERS: t.ClassVar = {
+        **ClickHouseParser.ALTER_PARSERS,
+        "MODIFY": lambda self: self._parse_alter_modify(),
+        "REMOVE": lambda self: self._parse_alter_remove(),
+    }
+
     UNARY_PARSERS: t.ClassVar = {
         **ClickHouseParser.UNARY_PARSERS,
         TokenType.NOT: lambda self: self.expression(exp.Not(this=self._unwrap_predicate(self._parse_equality()))),
@@ -535,6 +550,17 @@ class ProtonParser(ClickHouseParser):
 
     def _parse_stream(self) -> None:
         # sqlglot's `STREAM <table>` source (Snowflake) does not exist in Proton
+        return None
+
+    def _parse_alter_modify(self) -> exp.Expr | None:
+        if self._match_text_seq("SETTING"):
+            settings = self._parse_csv(self._parse_assignment)
+            return self.expression(AlterStreamSetting(this=exp.var("MODIFY SETTING"), expressions=settings))
+        return self._parse_alter_table_alter()
+
+    def _parse_alter_remove(self) -> exp.Expr | None:
+        if self._match_text_seq("TTL"):
+            return self.expression(AlterStreamSetting(this=exp.var("REMOVE TTL")))
         return None
 
     def _parse_proton_kill(self) -> exp.Expr:
@@ -872,6 +898,9 @@ class ProtonGenerator(ClickHouseGenerator):
         TruncateStream: lambda self, e: "TRUNCATE STREAM {}{}".format(
             "IF EXISTS " if e.args.get("exists") else "", self.sql(e, "this")
         ),
+        AlterStreamSetting: lambda self, e: " ".join(
+            filter(None, [self.sql(e, "this"), self.expressions(e, flat=True)])
+        ),
         KillQuery: lambda self, e: " ".join(
             filter(None, ["KILL QUERY WHERE", self.sql(e, "this"), e.args.get("mode")])
         ),
@@ -921,6 +950,17 @@ class ProtonGenerator(ClickHouseGenerator):
             if canonical:
                 return f"INTERVAL {value.name} {canonical}"
         return super().interval_sql(expression)
+
+    def altercolumn_sql(self, expression: exp.AlterColumn) -> str:
+        # Proton changes a column's type with ClickHouse's classic MODIFY COLUMN, which is also
+        # what the parser reads; `ALTER COLUMN c TYPE t` is newer ClickHouse only.
+        dtype = expression.args.get("dtype")
+        if dtype is not None and not any(
+            expression.args.get(k) for k in ("collate", "using", "allow_null", "drop", "default", "comment")
+        ):
+            exists = " IF EXISTS" if expression.args.get("exists") else ""
+            return f"MODIFY COLUMN{exists} {self.sql(expression, 'this')} {self.sql(dtype)}"
+        return super().altercolumn_sql(expression)
 
     def boolean_sql(self, expression: exp.Boolean) -> str:
         return "true" if expression.this else "false"
@@ -1003,6 +1043,8 @@ class Proton(ClickHouse):
     """Timeplus Proton 3.x (``EMIT AFTER WINDOW CLOSE``)."""
 
     NORMALIZE_FUNCTIONS: bool | str = "lower"
+    # Type names sqlglot does not know (`datetime32`, ...) are kept as written instead of failing.
+    SUPPORTS_USER_DEFINED_TYPES = True
 
     Tokenizer = ProtonTokenizer
     Parser = ProtonParser
