@@ -302,6 +302,17 @@ def test_golden_generation(source: str, expected: str) -> None:
     assert roundtrip_failure(expected) is None
 
 
+def test_catalog_proton_ddl_round_trips() -> None:
+    from streams.ddl import ddl
+
+    statements = ddl("proton") + ddl("proton", ttl_days=7)
+    assert statements
+    for statement in statements:
+        tree = sqlglot.parse_one(statement, read="proton")
+        assert isinstance(tree, exp.Create) and tree.kind == "STREAM", statement
+        assert roundtrip_failure(statement) is None, statement
+
+
 def test_emit_after_close_is_spelled_per_version() -> None:
     sql = "select count() from tumble(s, 5s) group by window_start emit after window close with delay 1s"
     tree = sqlglot.parse_one(sql, read="proton16")
@@ -544,6 +555,7 @@ def test_builder_compositions_round_trip(select: exp.Select, dialect: str) -> No
     reparsed = sqlglot.parse_one(generated, read=dialect)
     assert reparsed.sql(dialect=dialect) == generated
     assert sqlglot.parse_one(reparsed.sql(dialect=dialect), read=dialect) == reparsed
-    # the other version reads it too and keeps the same tree
+    # the other version reads it too and keeps the same tree; pretty output reads back the same
     other = "proton16" if dialect == "proton" else "proton"
     assert sqlglot.parse_one(generated, read=other) == reparsed
+    assert sqlglot.parse_one(select.sql(dialect=dialect, pretty=True), read=dialect) == reparsed

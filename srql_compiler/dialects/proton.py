@@ -374,6 +374,9 @@ def create_external_table(name: str, settings: Mapping[str, object]) -> exp.Crea
 class ProtonTokenizer(ClickHouse.Tokenizer):
     """ClickHouse tokens plus Proton's snake_case type names and the STREAM keyword."""
 
+    # backquotes first: quoted names print as `name`, like the catalog's DDL (both still parse)
+    IDENTIFIERS: t.ClassVar = ["`", '"']
+
     KEYWORDS: t.ClassVar = {
         **ClickHouse.Tokenizer.KEYWORDS,
         "LOW_CARDINALITY": TokenType.LOWCARDINALITY,
