@@ -49,7 +49,14 @@ class RuntimeOptions:
 
 
 class FramingError(ValueError):
-    """The byte stream cannot be split into frames; the connection is closed."""
+    """The byte stream cannot be split into frames; the connection is closed.
+
+    ``frames`` holds the complete frames found before the bad one: they are still accepted.
+    """
+
+    def __init__(self, message: str, frames: list[bytes] | None = None) -> None:
+        super().__init__(message)
+        self.frames = frames or []
 
 
 class Framer:
@@ -93,6 +100,8 @@ class _Stream(asyncio.Protocol):
         try:
             frames = self.framer.feed(data)
         except FramingError as e:
+            if e.frames:
+                self.col.offer(Packet(e.frames, self.peer[0], self.peer[1], now_ms(), self.name))
             reason = OVERSIZED if "too long" in str(e) else MALFORMED
             self.col.counters.drop(self.peer[0], reason)
             log.info(json.dumps({"event": "stream_closed", "peer": self.peer[0], "reason": str(e)}))

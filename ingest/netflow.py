@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from ingest.addr import ipv4_strings, ipv6_strings
+from ingest.collector import Framer, FramingError
 from ingest.core import MALFORMED, UNKNOWN_TEMPLATE, UNSUPPORTED, Counters, DecodeResult, Packet
 from streams.catalog import CATALOG
 
@@ -165,16 +166,32 @@ class NetflowDecoder:
         for p in packets:
             frames = p.data if isinstance(p.data, list) else [p.data]
             for data in frames:
-                st = stats.setdefault(p.source, [0, 0, 0])
+                st = stats.setdefault(p.source, [0, 0])
                 st[0] += 1
-                st[2] += len(data)
+                st[1] += len(data)
                 try:
-                    st[1] += self._packet(data, p.source, p.received_ms, groups, counters)
+                    self._packet(data, p.source, p.received_ms, groups, counters)
                 except (struct.error, ValueError, IndexError, OverflowError):
-                    counters.drop(p.source, MALFORMED)
-        for exporter, (npk, nrec, nby) in stats.items():
-            counters.add(exporter, packets=npk, records=nrec, nbytes=nby)
-        batches = [b for g in groups.values() if (b := self._batch(g)) is not None]
+                    counters.drop(p.source, MALFORMED)  # records before the bad set are kept
+        for exporter, (npk, nby) in stats.items():
+            counters.add(exporter, packets=npk, nbytes=nby)
+        records: dict[str, int] = {}
+        for g in groups.values():
+            for m, n in zip(g.meta, g.counts, strict=True):
+                records[m[0]] = records.get(m[0], 0) + n
+        for exporter, n in records.items():
+            counters.add(exporter, records=n)
+        batches = []
+        for g in groups.values():
+            try:
+                b = self._batch(g)
+            except (ValueError, TypeError, OverflowError, pa.ArrowException):
+                # defence in depth: a template the checks above let through but NumPy cannot decode
+                for exporter in {m[0] for m in g.meta}:
+                    counters.drop(exporter, MALFORMED)
+                continue
+            if b is not None:
+                batches.append(b)
         return DecodeResult(batches)
 
     def housekeeping(self, now_ms: int, counters: Counters) -> None:
@@ -296,6 +313,8 @@ class NetflowDecoder:
             if tid < 256:
                 raise ValueError("template id below 256")
             fields, end = _template_fields(body, pos, count, version == 10)
+            if any(ln == 0 for _, ln, _ in fields):
+                raise ValueError("zero-length field in template")
             raw = body[pos:end]
             pos = end
             old = dom.templates.get(tid)
@@ -611,7 +630,7 @@ def _application(arr: np.ndarray, names: tuple, app_names: list | None, proto: n
     return pc.coalesce(pa.array(exported, pa.string()), mapped)
 
 
-class IpfixFramer:
+class IpfixFramer(Framer):
     """Splits an IPFIX-over-TCP stream (RFC 7011 §10.4) into messages by the header's length field."""
 
     def __init__(self, max_frame: int = 65535) -> None:
@@ -619,10 +638,15 @@ class IpfixFramer:
         self.max_frame = max_frame
 
     def feed(self, data: bytes) -> list[bytes]:
-        from ingest.collector import FramingError
+        out: list[bytes] = []
+        try:
+            self._split(data, out)
+        except FramingError as e:
+            raise FramingError(str(e), out) from None
+        return out
 
+    def _split(self, data: bytes, out: list[bytes]) -> None:
         self.buf += data
-        out = []
         while len(self.buf) >= 4:
             length = (self.buf[2] << 8) | self.buf[3]
             if length < 16:
@@ -631,7 +655,6 @@ class IpfixFramer:
                 break
             out.append(bytes(self.buf[:length]))
             del self.buf[:length]
-        return out
 
 
 OPTIONS = NetflowOptions

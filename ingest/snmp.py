@@ -510,8 +510,15 @@ class BerFramer(Framer):
         self.max_frame = max_frame
 
     def feed(self, data: bytes) -> list[bytes]:
+        out: list[bytes] = []
+        try:
+            self._split(data, out)
+        except FramingError as e:
+            raise FramingError(str(e), out) from None
+        return out
+
+    def _split(self, data: bytes, out: list[bytes]) -> None:
         self.buf += data
-        out = []
         while len(self.buf) >= 2:
             if self.buf[0] != SEQUENCE:
                 raise FramingError("not a BER SEQUENCE")
@@ -531,7 +538,7 @@ class BerFramer(Framer):
                 break
             out.append(bytes(self.buf[: hdr + ln]))
             del self.buf[: hdr + ln]
-        return out
+
 
 
 OPTIONS = TrapOptions

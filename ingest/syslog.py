@@ -182,6 +182,7 @@ class _Ctx:
         buf, end = self.buf, self.ends[rows]
         s = _nth_after(self.spaces, self.body[rows], 6)
         good = s[5] < end
+        s = [np.minimum(x, end) for x in s]  # missing delimiters: clamp so every probe stays in the buffer
         p = np.where(good, s[5] + 1, end)  # STRUCTURED-DATA starts here
         first = buf[p]
         nil_sd = good & (first == DASH) & ((p + 1 >= end) | (buf[p + 1] == SP))
@@ -322,8 +323,15 @@ class SyslogFramer(Framer):
         self.max_frame = max_frame
 
     def feed(self, data: bytes) -> list[bytes]:
-        self.buf += data
         out: list[bytes] = []
+        try:
+            self._split(data, out)
+        except FramingError as e:
+            raise FramingError(str(e), out) from None
+        return out
+
+    def _split(self, data: bytes, out: list[bytes]) -> None:
+        self.buf += data
         while self.buf:
             if 48 <= self.buf[0] <= 57:  # octet counting
                 sp = self.buf.find(b" ", 0, 12)
@@ -350,7 +358,7 @@ class SyslogFramer(Framer):
                 if nl:
                     out.append(bytes(self.buf[:nl]))
                 del self.buf[: nl + 1]
-        return out
+
 
 
 OPTIONS = SyslogOptions
