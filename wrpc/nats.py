@@ -31,7 +31,6 @@ from nats.nuid import NUID
 from wrpc.codec import DEFAULT_LIMITS, Limits
 from wrpc.errors import (
     DeadlineExceeded,
-    IncompleteResults,
     NoResponders,
     ProtocolError,
     TransportError,
@@ -129,6 +128,11 @@ class _Inbox:
             self.sub = None
 
 
+def _retrieve(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
 class _Incoming:
     """Feeds one direction's sub-stream messages (``<kind>[.path]``) into a Receiver."""
 
@@ -136,7 +140,14 @@ class _Incoming:
         self.recv = recv
         self.kind = kind
         self.error: BaseException | None = None
-        self.root_eof = asyncio.Event()
+        # resolved when the root value is complete, or with the error that ended it first
+        self.root: asyncio.Future[tuple] = asyncio.get_running_loop().create_future()
+        self.root.add_done_callback(_retrieve)  # an error nobody awaits any more is not "unretrieved"
+        self._check_root()
+
+    def _check_root(self) -> None:
+        if not self.root.done() and self.recv.root_done.is_set():
+            self.root.set_result(self.recv.values)  # type: ignore[arg-type]
 
     def on(self, tail: str, msg: Msg) -> None:
         if self.error is not None:
@@ -149,29 +160,17 @@ class _Incoming:
             if msg.data:
                 self.recv.feed(path, msg.data)
             else:
-                if path == ():
-                    self.root_eof.set()
                 self.recv.end_path(path)
+            self._check_root()
         except Exception as e:
             self.error = e
             self.recv.fail(e)
-            self.root_eof.set()
+            if not self.root.done():
+                self.root.set_exception(e)
 
     async def wait_root(self) -> tuple:
         """The root value, or the error that ended the stream first."""
-        done = asyncio.ensure_future(self.recv.root_done.wait())
-        eof = asyncio.ensure_future(self.root_eof.wait())
-        try:
-            await asyncio.wait({done, eof}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            done.cancel()
-            eof.cancel()
-        if self.recv.root_done.is_set():
-            assert self.recv.values is not None
-            return self.recv.values
-        if self.error is not None:
-            raise self.error
-        raise IncompleteResults(f"incomplete {self.recv.what}: stream ended")  # pragma: no cover
+        return await self.root
 
 
 class Client:

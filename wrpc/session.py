@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from functools import cache
 from typing import Any, Protocol
 
 from wrpc.codec import (
@@ -45,25 +46,26 @@ Path = tuple[int, ...]
 Pattern = tuple[int | None, ...]
 
 
-def async_paths(t: Type | None) -> set[Pattern]:
+@cache
+def async_paths(t: Type | None) -> frozenset[Pattern]:
     """Relative index paths that may carry async data for a value of ``t`` (None = wildcard)."""
     if t is None or not has_async(t):
-        return set()
+        return frozenset()
     if isinstance(t, FutureT):
-        return {(), *async_paths(t.inner)}
+        return frozenset({(), *async_paths(t.inner)})
     if isinstance(t, StreamT):
-        return {(), *((None, *p) for p in async_paths(t.inner))}
+        return frozenset({(), *((None, *p) for p in async_paths(t.inner))})
     if isinstance(t, ListT):
-        return {(None, *p) for p in async_paths(t.elem)}
+        return frozenset((None, *p) for p in async_paths(t.elem))
     if isinstance(t, TupleT | RecordT):
         elems = t.elems if isinstance(t, TupleT) else [ft for _, ft in t.fields]
-        return {(k, *p) for k, e in enumerate(elems) for p in async_paths(e)}
+        return frozenset((k, *p) for k, e in enumerate(elems) for p in async_paths(e))
     if isinstance(t, OptionT | ResultT | VariantT):
-        return set().union(*(async_paths(c) for c in t.children()))
-    return set()
+        return frozenset().union(*(async_paths(c) for c in t.children()))
+    return frozenset()
 
 
-def path_allowed(path: Path, patterns: set[Pattern]) -> bool:
+def path_allowed(path: Path, patterns: frozenset[Pattern]) -> bool:
     """Whether a received sub-stream path matches one derived from the signature."""
     return any(len(p) == len(path) and all(q is None or q == x for q, x in zip(p, path, strict=True)) for p in patterns)
 

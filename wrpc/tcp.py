@@ -198,14 +198,22 @@ class Client:
         recv = Receiver(results, self.limits, "results")
         keep_open = False
         try:
-            out = _TcpOut(writer, encode_header(instance, name))
-            sending = asyncio.create_task(Sender(out).send_encoded(*encoded))
+            sending: asyncio.Future | None = None
+            if encoded[1]:  # async params: their writers run beside the result reader
+                out = _TcpOut(writer, encode_header(instance, name))
+                sending = asyncio.create_task(Sender(out).send_encoded(*encoded))
+            else:  # the common case: header, root frame and FIN in one go, no extra task
+                writer.write(encode_header(instance, name) + encode_frame((), encoded[0]))
+                writer.write_eof()
+                await writer.drain()
             parser = FrameParser(self.limits)
             # zero results: only the server's FIN says the call finished
             await _pump(reader, parser, recv, until_root=bool(results.elems))
-            if sending.done() or not has_async(params):
+            if sending is None:
+                sending = _done_future()
+            elif sending.done():
                 await sending
-            if has_async(results) or has_async(params):
+            if has_async(results) or encoded[1]:
                 keep_open = True
                 task = asyncio.create_task(_finish(reader, writer, parser, recv, sending))
                 _BACKGROUND.add(task)  # keep a reference until it finishes
@@ -348,8 +356,10 @@ class Server:
         recv = Receiver(func.param_types, self.limits, "params")
         parser = FrameParser(self.limits)
         eof = await _pump(reader, parser, recv, until_root=True)
-        # the rest of the client's stream (async params, its FIN) is read while the handler runs
-        rest = asyncio.create_task(_noop() if eof else _pump(reader, parser, recv, until_root=False))
+        # async params keep arriving while the handler runs; otherwise only the FIN is left
+        rest = None
+        if not eof and has_async(func.param_types):
+            rest = asyncio.create_task(_pump(reader, parser, recv, until_root=False))
         try:
             assert recv.values is not None
             result = handler(*recv.values)
@@ -357,13 +367,19 @@ class Server:
                 result = await result
             results = () if func.result is None else (result,)
             await Sender(_TcpOut(writer)).send(func.result_types, results)
-            await rest
+            if rest is not None:
+                await rest
+            elif not eof:  # read up to the client's FIN so closing does not reset unread data
+                await _pump(reader, parser, recv, until_root=False)
         finally:
-            rest.cancel()
+            if rest is not None:
+                rest.cancel()
 
 
-async def _noop() -> bool:
-    return True
+def _done_future() -> asyncio.Future:
+    fut = asyncio.get_running_loop().create_future()
+    fut.set_result(None)
+    return fut
 
 
 async def _read_name(reader: asyncio.StreamReader) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 PRIMITIVES = frozenset(["bool", "u8", "s8", "u16", "s16", "u32", "s32", "u64", "s64", "f32", "f64", "char", "string"])
@@ -40,7 +41,23 @@ class Type:
         return ()
 
 
-@dataclass(frozen=True, eq=True)
+def _cache_hash(cls: type) -> type:
+    """Remember each instance's hash: types key the codec caches, and nested ones are costly to hash."""
+    raw = cls.__hash__
+
+    def __hash__(self: Type) -> int:
+        d = self.__dict__
+        h = d.get("_hash")
+        if h is None:
+            h = d["_hash"] = raw(self)
+        return h
+
+    cls.__hash__ = __hash__  # type: ignore[method-assign,assignment]
+    return cls
+
+
+@_cache_hash
+@dataclass(frozen=True)
 class Prim(Type):
     """A primitive: bool, integers, floats, char, string."""
 
@@ -50,6 +67,7 @@ class Prim(Type):
         return self.name
 
 
+@_cache_hash
 @dataclass(frozen=True)
 class ListT(Type):
     """``list<T>``."""
@@ -63,6 +81,7 @@ class ListT(Type):
         return f"list<{self.elem}>"
 
 
+@_cache_hash
 @dataclass(frozen=True)
 class OptionT(Type):
     """``option<T>``."""
@@ -76,6 +95,7 @@ class OptionT(Type):
         return f"option<{self.inner}>"
 
 
+@_cache_hash
 @dataclass(frozen=True)
 class ResultT(Type):
     """``result<T, E>``; ``None`` stands for an absent payload (``_``)."""
@@ -94,6 +114,7 @@ class ResultT(Type):
         return f"result<{self.ok if self.ok is not None else '_'}, {self.err}>"
 
 
+@_cache_hash
 @dataclass(frozen=True)
 class TupleT(Type):
     """``tuple<A, B, ...>`` (also used for parameter lists)."""
@@ -107,6 +128,7 @@ class TupleT(Type):
         return f"tuple<{', '.join(map(str, self.elems))}>"
 
 
+@_cache_hash
 @dataclass(frozen=True)
 class RecordT(Type):
     """A record: fields in declaration order. ``name`` is informational."""
@@ -121,6 +143,7 @@ class RecordT(Type):
         return self.name or "record { " + ", ".join(f"{n}: {t}" for n, t in self.fields) + " }"
 
 
+@_cache_hash
 @dataclass(frozen=True)
 class VariantT(Type):
     """A variant: cases in declaration order, each with an optional payload type."""
@@ -136,6 +159,7 @@ class VariantT(Type):
         return self.name or f"variant {{ {inner} }}"
 
 
+@_cache_hash
 @dataclass(frozen=True)
 class EnumT(Type):
     """An enum: case names in declaration order."""
@@ -147,6 +171,7 @@ class EnumT(Type):
         return self.name or "enum { " + ", ".join(self.cases) + " }"
 
 
+@_cache_hash
 @dataclass(frozen=True)
 class FlagsT(Type):
     """Flags: member names; member ``i`` is bit ``i % 8`` of byte ``i // 8``."""
@@ -158,6 +183,7 @@ class FlagsT(Type):
         return self.name or "flags { " + ", ".join(self.names) + " }"
 
 
+@_cache_hash
 @dataclass(frozen=True)
 class HandleT(Type):
     """``own<R>`` / ``borrow<R>``: opaque handle bytes on the wire."""
@@ -169,6 +195,7 @@ class HandleT(Type):
         return f"{self.kind}<{self.resource}>"
 
 
+@_cache_hash
 @dataclass(frozen=True)
 class FutureT(Type):
     """``future<T>`` (``inner`` is ``None`` for a bare ``future``)."""
@@ -182,6 +209,7 @@ class FutureT(Type):
         return "future" if self.inner is None else f"future<{self.inner}>"
 
 
+@_cache_hash
 @dataclass(frozen=True)
 class StreamT(Type):
     """``stream<T>`` (``inner`` is ``None`` for a bare ``stream``)."""
@@ -195,6 +223,7 @@ class StreamT(Type):
         return "stream" if self.inner is None else f"stream<{self.inner}>"
 
 
+@cache
 def has_async(t: Type | None) -> bool:
     """True when ``t`` contains a ``future`` or ``stream`` anywhere."""
     if t is None:
