@@ -64,12 +64,15 @@ def compile(
     """
     if target not in TARGETS:
         raise SRQLError(f"unknown target {target!r}; expected one of {', '.join(TARGETS)}")
-    plan = bind(query)
+    try:
+        plan = bind(query)
+        emitter = _emitter(plan, target, proton_version, archive)
+        tree = emitter.select()
+    except RecursionError:
+        raise SRQLError("query nests too deeply", query if isinstance(query, str) else "") from None
     warnings = list(plan.warnings)
-    emitter = _emitter(plan, target, proton_version, archive)
     if plan.statement == "stream" and target != "proton":
         warnings.append(f"STREAM compiled for {target}: it runs once over stored data, not continuously")
-    tree = emitter.select()
     dialect = emitter.dialect
     statements = [tree.sql(dialect=dialect, pretty=pretty)]
     if mv or into:

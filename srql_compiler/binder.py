@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from srql_compiler import ast
@@ -31,7 +31,7 @@ _AGG_PREFIXES = sorted(AGGREGATES, key=len, reverse=True)  # count_distinct_ bef
 
 def bind(query: str | ast.Statement, catalog: Catalog = CATALOG) -> P.Plan:
     """Parse (if needed) and bind a query. Raises :class:`SRQLError` on any fault."""
-    stmt = parse(query) if isinstance(query, str) else query
+    stmt = query if isinstance(query, ast.Statement) else parse(query)
     return _Binder(stmt, catalog).bind()
 
 
@@ -99,6 +99,10 @@ class _Binder:
         aggregates = tuple(self.measures.items.values())
         if (grouped or aggregates) and st.kind == "count":
             raise self.error("COUNT does not group; use SHOW ... GROUP BY", st.group_by[0] if st.group_by else None)
+        if st.kind == "count" and (st.order_by or st.limit):
+            self.warnings.append("ORDER BY and LIMIT do not change a COUNT; ignored")
+            order_by, st = (), replace(st, limit=None)
+            self.stmt = st
         emit = self._emit(window, bool(aggregates) or grouped)
         latest = st.latest or (left.is_inventory and st.kind != "stream" and not grouped)
         self._check_stream_shape(window, grouped or bool(aggregates))
@@ -208,7 +212,9 @@ class _Binder:
                 bad = next((u for u in used if first.field(u[1]) is None and u[0] is None), None) or used[0]
                 hint = did_you_mean(bad[1], first.field_names())
                 if len(cands) == 1:
-                    return self.error(f"unknown field '{bad[1]}' in {first.name}", bad[2], hint)
+                    written = bad[2].text if isinstance(bad[2], ast.Name) else bad[1]
+                    where = f"measure '{written}' ({first.name})" if written.split(".")[-1] != bad[1] else first.name
+                    return self.error(f"unknown field '{bad[1]}' in {where}", bad[2], hint)
                 return self.error(
                     f"no entity named '{ref.name}' has every field this query uses ({'; '.join(details)})", bad[2], hint
                 )
@@ -757,7 +763,8 @@ def _default_name(node: ast.Node, expr: P.Expr) -> str:
     if isinstance(expr, P.MeasureRef):
         return expr.name
     if isinstance(expr, P.Col):
-        return expr.name
+        # Name the column as the user wrote it (`service_name`), not by the canonical field (`app_name`).
+        return node.parts[-1] if isinstance(node, ast.Name) else expr.name
     if isinstance(expr, P.WindowBound):
         return expr.which
     return ast_text(node)
@@ -814,8 +821,6 @@ def with_columns_for(plan: P.Plan) -> P.Plan:
 
 
 def _with_columns(plan: P.Plan, scope: _Scope | None) -> P.Plan:
-    from dataclasses import replace
-
     from streams.catalog import CATALOG as _CAT
 
     cols: list[P.OutputColumn]

@@ -230,6 +230,8 @@ class _ToAst(Transformer):
         return ("time_range", ast.TimeRange("yesterday", span=_span(meta)))
 
     def range_last(self, meta, ch):
+        if int(ch[1]) <= 0:
+            raise self._fail("FROM LAST needs a count longer than zero", _span(ch[1]))
         return ("time_range", ast.TimeRange("last", (int(ch[1]), ch[2]), span=_span(meta)))
 
     def range_between(self, meta, ch):

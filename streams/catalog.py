@@ -106,8 +106,12 @@ class Entity:
         return (self.name, *self.aliases)
 
     def field(self, name: str) -> Field | None:
-        """The field called ``name`` or having it as an alias."""
-        return self._by_name.get(name)
+        """The field called ``name`` or having it as an alias.
+
+        Names are case-sensitive, but a name that matches nothing exactly falls back to its lower-case
+        form (every catalog name is lower case), so upstream queries such as ``WHERE IP = ...`` work.
+        """
+        return self._by_name.get(name) or self._by_name.get(name.lower())
 
     def field_names(self) -> list[str]:
         """Every name a field answers to (canonical names and aliases)."""
@@ -318,7 +322,10 @@ class Catalog:
     def candidates(self, name: str) -> list[Entity]:
         """Entities answering to ``name``: the entity of that name first, then those aliasing it in order."""
         exact = [e for e in self.entities if e.name == name]
-        return exact + [e for e in self.entities if name in e.aliases]
+        found = exact + [e for e in self.entities if name in e.aliases]
+        if not found and name != name.lower():
+            return self.candidates(name.lower())  # same case fallback as Entity.field
+        return found
 
     def all_names(self) -> list[str]:
         """Every entity name and alias, for completion and did-you-mean."""

@@ -51,11 +51,13 @@ logs = st.fixed_dictionaries({
 FLOW_CONDS = [
     "bytes > {n}", "bytes <= {n}", "protocol = 6", "application = '{app}'", "application IN ('ssh', 'dns')",
     "src_ip IN '10.0.0.0/8'", "dst_ip IN ('192.168.0.0/16', '172.16.0.0/12')", "dst_port NOT IN (22, 443)",
-    "src_port BETWEEN 20 AND 500", "NOT protocol = 17", "timestamp >= '" + DAY + " 12:30:00'",
+    "src_port BETWEEN 20 AND 500", "NOT protocol = 17",
+    "timestamp >= '" + DAY + " 12:30:00'",
 ]
 LOG_CONDS = [
     "severity <= 'err'", "severity > {s}", "message CONTAINS 'password'", "message CONTAINS '100%'",
-    "device = '{dev}'", "app_name LIKE 'ss%'", "message NOT LIKE '%down%'", "date(timestamp) = '" + DAY + "'", "timestamp < NOW", "timestamp >= TODAY",
+    "device = '{dev}'", "app_name LIKE 'ss%'", "message NOT LIKE '%down%'", "date(timestamp) = '" + DAY + "'",
+    "timestamp < NOW", "timestamp >= TODAY",
 ]
 
 

@@ -22,7 +22,8 @@ GOLDEN = Path(__file__).parent / "data" / "compile_golden.json"
 SRQL_MD_EXAMPLES = [
     "STREAM devices WHERE metric = 'latency' GROUP BY device, metric WINDOW 1m HAVING avg_value > 100",
     "STREAM netflow WHERE bytes > 0 GROUP BY application WINDOW 5m ORDER BY sum(bytes) DESC LIMIT 10",
-    "STREAM logs WHERE message CONTAINS 'Failed password for root' GROUP BY device WINDOW 5m HAVING login_attempts >= 5",
+    "STREAM logs WHERE message CONTAINS 'Failed password for root' GROUP BY device WINDOW 5m "
+    "HAVING login_attempts >= 5",
     "STREAM flows WHERE action IN ('announce', 'withdraw') GROUP BY prefix WINDOW 5m HAVING flap_count > 10",
     "STREAM netflow JOIN logs ON src_ip = device WITHIN 5m WHERE message CONTAINS 'Failed password' "
     "GROUP BY src_ip WINDOW 5m HAVING attempts >= 3",
@@ -100,7 +101,9 @@ def test_syslog_example_matches_srql_md_intent() -> None:
 def test_shared_alias_warnings() -> None:
     c = srql_compiler.compile(SRQL_MD_EXAMPLES[0])
     assert c.plan.source.entity == "metrics"
-    assert c.warnings == ["'devices' resolved to entity 'metrics' (gnmi_stream): 'devices' has no field 'metric', 'value'"]
+    assert c.warnings == [
+        "'devices' resolved to entity 'metrics' (gnmi_stream): 'devices' has no field 'metric', 'value'"
+    ]
     c = srql_compiler.compile(SRQL_MD_EXAMPLES[3])
     assert c.plan.source.entity == "bgp"
     assert "'flows' resolved to entity 'bgp'" in c.warnings[0]
