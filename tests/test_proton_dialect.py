@@ -462,6 +462,54 @@ def test_garbage_raises_sqlglot_errors_only(text: str) -> None:
         pass
 
 
+_FRAGMENTS = ["(", ")", "[", "]", "'", ",", "emit", "emit periodic", " and ", "::", ":", "{", "}", "5s", "`"]
+_FRAGMENTS += ["with delay", "latest", "join", "settings", "partition by", "interval", ";", "\\", '"']
+
+
+@st.composite
+def mutated_corpus_statements(draw: st.DrawFn) -> str:
+    """A covered corpus statement, truncated, with a token dropped, or with a fragment spliced in."""
+    query = draw(st.sampled_from([q for q in corpus() if q not in corpus_failures()]))
+    cut = draw(st.integers(min_value=0, max_value=len(query)))
+    words = query.split()
+    drop = draw(st.integers(min_value=0, max_value=max(len(words) - 1, 0)))
+    return draw(
+        st.sampled_from(
+            [
+                query[:cut],
+                " ".join(words[:drop] + words[drop + 1 :]),
+                query[:cut] + draw(st.sampled_from(_FRAGMENTS)) + query[cut:],
+            ]
+        )
+    )
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_corpus_statements(), st.sampled_from(["proton", "proton16"]))
+def test_mutated_corpus_statements_raise_sqlglot_errors_only(text: str, dialect: str) -> None:
+    try:
+        for tree in sqlglot.parse(text, read=dialect):
+            if tree is not None:
+                tree.sql(dialect=dialect)
+    except sqlglot.errors.SqlglotError:
+        pass
+
+
+def test_nesting_beyond_the_stack_is_a_sqlglot_error() -> None:
+    with pytest.raises(sqlglot.errors.ParseError, match="nested too deeply"):
+        sqlglot.parse_one("select " + "(" * 5000 + "1" + ")" * 5000, read="proton")
+    deep: exp.Expr = exp.Literal.number(1)
+    for _ in range(5000):
+        deep = exp.Paren(this=deep)
+    with pytest.raises(sqlglot.errors.SqlglotError, match="nested too deeply"):
+        exp.select(deep).sql(dialect="proton")
+
+
+def test_oversized_statement_parses() -> None:
+    wide = "select " + " + ".join(f"c{i}" for i in range(5000)) + " from t emit periodic 1s"
+    assert sqlglot.parse_one(wide, read="proton").sql(dialect="proton").endswith("EMIT PERIODIC 1s")
+
+
 @pytest.mark.parametrize(
     "bad",
     [

@@ -43,6 +43,7 @@ from collections.abc import Mapping
 
 from sqlglot import exp, generator, parser
 from sqlglot.dialects.clickhouse import ClickHouse
+from sqlglot.errors import ParseError, SqlglotError
 from sqlglot.generators.clickhouse import ClickHouseGenerator
 from sqlglot.helper import csv
 from sqlglot.parsers.clickhouse import ClickHouseParser
@@ -1044,6 +1045,26 @@ class ProtonGenerator(ClickHouseGenerator):
 
 class Proton(ClickHouse):
     """Timeplus Proton 3.x (``EMIT AFTER WINDOW CLOSE``)."""
+
+    # sqlglot parses and generates by recursion; input nested deeper than Python's stack allows
+    # must end in a sqlglot error, not a RecursionError.
+    def parse(self, sql: str, **opts: t.Any) -> list[exp.Expr | None]:
+        try:
+            return super().parse(sql, **opts)
+        except RecursionError:
+            raise ParseError("Proton SQL nested too deeply to parse") from None
+
+    def parse_into(self, expression_type: t.Any, sql: str, **opts: t.Any) -> list[exp.Expr | None]:
+        try:
+            return super().parse_into(expression_type, sql, **opts)
+        except RecursionError:
+            raise ParseError("Proton SQL nested too deeply to parse") from None
+
+    def generate(self, expression: exp.Expr, copy: bool = True, **opts: t.Any) -> str:
+        try:
+            return super().generate(expression, copy=copy, **opts)
+        except RecursionError:
+            raise SqlglotError("expression nested too deeply to generate Proton SQL") from None
 
     NORMALIZE_FUNCTIONS: bool | str = "lower"
     # Type names sqlglot does not know (`datetime32`, ...) are kept as written instead of failing.
