@@ -1,0 +1,1 @@
+"""Typed bindings generated from WIT by ``python -m wrpc.bindgen``."""
