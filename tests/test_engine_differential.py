@@ -97,6 +97,7 @@ def _reference(events: pa.Table, window: tuple, delay: int, where: str, having: 
         pairs = f"""
         acc AS (SELECT * FROM f WHERE ts >= wm),
         s1 AS (SELECT *, CASE WHEN ts - lag(ts) OVER (PARTITION BY device ORDER BY ts, seq) < {size}
+                               AND ts // {5 * size} = lag(ts) OVER (PARTITION BY device ORDER BY ts, seq) // {5 * size}
                               THEN 0 ELSE 1 END AS new FROM acc),
         s2 AS (SELECT *, sum(new) OVER (PARTITION BY device ORDER BY ts, seq ROWS UNBOUNDED PRECEDING) AS sid
                FROM s1),

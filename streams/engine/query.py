@@ -303,14 +303,18 @@ class QueryRunner:
         return [result] if result is not None and result.num_rows else []
 
     def _close_sessions(self, upto: int) -> list[pa.Table]:
-        if not self._buffer or min(c.min_ts for c in self._buffer) + self.size > upto:
+        if not self._buffer:
             return []
+        oldest, max_len = min(c.min_ts for c in self._buffer), windows.session_max_length(self.size)
+        if oldest + self.size > upto and (oldest // max_len + 1) * max_len > upto:
+            return []  # no session can have closed yet
         rows = pa.concat_tables([c.rows for c in self._buffer])
         ts = rows.column("__ts").to_numpy()
         keys = [rows.column(f"k{i}") for i in range(len(self.plan.group_by))]
         gid = measures.group_ids(keys)[0] if keys else np.zeros(len(ts), np.int64)
         order, sid, first, last = windows.sessions(gid, ts, self.size)
-        closed = last + self.size <= upto
+        max_len = windows.session_max_length(self.size)
+        closed = np.minimum(last + self.size, (first // max_len + 1) * max_len) <= upto
         row_closed = closed[sid]
         done, live = order[row_closed], np.sort(order[~row_closed])
         self._buffer = []

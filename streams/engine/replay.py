@@ -55,6 +55,8 @@ def run(query: str | P.Plan, data: Data, now: datetime | None = None) -> ReplayR
     out: list[pa.Table] = []
     for entity, batch in _arrival_order(plan, data):
         out += runner.push(entity, batch)
+    if plan.window is None and plan.is_aggregate:
+        out = []  # an un-windowed aggregate replays to its final value (not every ON UPDATE change)
     out += runner.finish()
     table = concat_results(plan, out)
     table = table.replace_schema_metadata({"late_events": str(runner.late_events)})

@@ -10,8 +10,10 @@ Rules (the same as Proton's, stated precisely so the differential tests can reco
   as late once per event when it missed at least one of its windows (a hop event still counts in its
   windows that are open);
 - session windows (per group): a new session starts when an event comes ``gap`` or more after the
-  previous one; a session ``[first, last]`` is emitted once the watermark reaches ``last + gap``; an
-  event older than the watermark when it arrives is late (it could otherwise extend an emitted session).
+  previous one, and at every multiple of the maximum length (5 x gap, Proton's default) since the
+  epoch; a session ``[first, last]`` is emitted once the watermark reaches ``last + gap`` or the end of
+  its maximum-length slot; an event older than the watermark when it arrives is late (it could
+  otherwise extend an emitted session).
 """
 
 from __future__ import annotations
@@ -70,17 +72,26 @@ def expand(ts: np.ndarray, size: int, step: int, after: int, upto: int, wm: np.n
     return np.concatenate(rows), np.concatenate(starts)
 
 
+def session_max_length(gap: int) -> int:
+    """Longest session: Proton's default ``max_length`` of five idle timeouts."""
+    return 5 * gap
+
+
 def sessions(gid: np.ndarray, ts: np.ndarray, gap: int):
     """Split each group's events into sessions.
+
+    A session also ends at every multiple of :func:`session_max_length` since the epoch, so a group
+    that never goes quiet still emits (and frees) its sessions.
 
     Returns (order, session id per sorted row, session first time, session last time), rows sorted
     by (group, time) in ``order``.
     """
     order = np.lexsort((ts, gid))
     g, t = gid[order], ts[order]
+    max_len = session_max_length(gap)
     new = np.ones(len(g), bool)
     if len(g) > 1:
-        new[1:] = (g[1:] != g[:-1]) | (t[1:] - t[:-1] >= gap)
+        new[1:] = (g[1:] != g[:-1]) | (t[1:] - t[:-1] >= gap) | (t[1:] // max_len != t[:-1] // max_len)
     sid = np.cumsum(new) - 1
     n = int(sid[-1]) + 1 if len(sid) else 0
     starts = np.flatnonzero(new)
