@@ -424,3 +424,57 @@ def test_wrpc_tcp_server_survives_random_bytes(garbage: bytes) -> None:
             assert await tcp.Client("127.0.0.1", server.port).invoke(SYNC.func("with-enum")) == "bar"
 
     run(main())
+
+
+NESTED = wit.load(WIT / "examples" / "asyncs.wit").func("nested", "run")
+
+
+def test_wrpc_tcp_nested_async_values_use_index_paths() -> None:
+    """A future inside a record (param path [1,1]), an optional stream ([1,2]), and a result
+    future whose value is a stream continuing on the same sub-stream ([0])."""
+    seen: dict = {}
+
+    async def handler(label: str, job: dict) -> wrpc.Future:
+        seen["input"] = await job["input"]
+        seen["blobs"] = await job["blobs"].read_all()
+
+        async def numbers():
+            yield [job["id"], 2]
+            yield [3]
+
+        return wrpc.Future(wrpc.Stream(numbers()))
+
+    async def main() -> None:
+        captured: list[bytes] = []
+
+        async def tap(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            # a transparent proxy that records the client's bytes
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", server.port)
+            data = await reader.read()
+            captured.append(data)
+            up_w.write(data)
+            up_w.write_eof()
+            writer.write(await up_r.read())
+            writer.write_eof()
+            writer.close()
+            up_w.close()
+
+        server = tcp.Server()
+        server.register(NESTED, handler)
+        async with server:
+            proxy = await asyncio.start_server(tap, "127.0.0.1", 0)
+            async with proxy:
+                client = tcp.Client("127.0.0.1", proxy.sockets[0].getsockname()[1])
+                job = {"id": 1, "input": wrpc.Future("in"), "blobs": wrpc.Stream([b"ab", b"c"])}
+                fut = await client.invoke(NESTED, "x", job)
+                stream = await fut
+                assert await stream.read_all() == [1, 2, 3]
+        assert seen == {"input": "in", "blobs": b"abc"}
+        header = tcp.encode_header(NESTED.instance, "run")
+        assert captured[0].startswith(header)
+        frames = by_path(FrameParser().feed(captured[0][len(header) :]))
+        assert frames[()] == H("01 78 01 00 01 00")  # "x", id 1, future pending, some(stream pending)
+        assert frames[(1, 1)] == H("02 69 6e")  # the future's string on path [1, 1]
+        assert frames[(1, 2)] == H("02 61 62 01 63 00")  # two chunks then the end marker on [1, 2]
+
+    run(main())
