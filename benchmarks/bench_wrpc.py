@@ -246,6 +246,75 @@ def bench_transports(quick: bool) -> list[Result]:
     return out
 
 
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def _daemon_rss(polls: int) -> list[Result]:
+    """RSS of a checker and an agent daemon at idle and after ``polls`` agent polls."""
+    import socket
+    import sys
+
+    def port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    cport, aport = port(), port()
+    bin_dir = Path(sys.executable).parent
+    out = []
+    with tempfile.TemporaryDirectory() as d:
+        checker = Path(d) / "checker.toml"
+        checker.write_text(
+            f'[checker]\nlisten = "127.0.0.1:{cport}"\n[[checks]]\nname = "host"\ntype = "host-metrics"\n'
+            f'[[checks]]\nname = "self"\ntype = "port"\nhost = "127.0.0.1"\nport = {cport}\n'
+        )
+        agent = Path(d) / "agent.toml"
+        agent.write_text(
+            f'[agent]\nid = "a"\nlisten = "127.0.0.1:{aport}"\n[[checkers]]\naddress = "127.0.0.1:{cport}"\n'
+        )
+        procs = {}
+        for role, cfg in (("checker", checker), ("agent", agent)):
+            procs[role] = await asyncio.create_subprocess_exec(
+                str(bin_dir / f"serviceradar-{role}"), "-c", str(cfg), stderr=asyncio.subprocess.DEVNULL
+            )
+        try:
+            client = tcp.Client("127.0.0.1", aport, timeout=10)
+            for _ in range(200):  # wait until both serve
+                try:
+                    await client.invoke(PKG.func("agent", "poll"))
+                    break
+                except wrpc.TransportError:
+                    await asyncio.sleep(0.05)
+            idle = {r: _rss_mb(p.pid) for r, p in procs.items()}
+            rate = await _rate(lambda: client.invoke(PKG.func("agent", "poll")), polls, 8)
+            loaded = {r: _rss_mb(p.pid) for r, p in procs.items()}
+        finally:
+            for p in procs.values():
+                p.terminate()
+                await p.wait()
+    for role in procs:
+        out.append(
+            Result(
+                SUITE,
+                f"serviceradar-{role} RSS idle / after {polls} polls",
+                "MB",
+                loaded[role],
+                higher_is_better=False,
+                note=f"idle {idle[role]:.1f} MB",
+            )
+        )
+    out.append(Result(SUITE, "agent polls (agent -> checker, 2 checks, 8 in flight)", "polls/s", rate))
+    return out
+
+
+def bench_daemons(quick: bool) -> list[Result]:
+    return asyncio.run(_daemon_rss(100 if quick else 1000))
+
+
 def run(quick: bool) -> list[Result]:
     """All wRPC benchmarks."""
-    return bench_codec(quick) + bench_transports(quick)
+    return bench_codec(quick) + bench_transports(quick) + bench_daemons(quick)
