@@ -74,7 +74,7 @@ def compile(
     if plan.statement == "stream" and target != "proton":
         warnings.append(f"STREAM compiled for {target}: it runs once over stored data, not continuously")
     dialect = emitter.dialect
-    statements = [tree.sql(dialect=dialect, pretty=pretty)]
+    statements = [tree.sql(dialect=dialect, pretty=pretty, copy=False)]
     if mv or into:
         statements = _materialized_view(plan, tree, target, mv, into, sink, sink_address, dialect, pretty)
     return Compiled(";\n".join(statements), target, plan, tree, statements, warnings)

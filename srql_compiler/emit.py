@@ -38,7 +38,7 @@ def _and(items: list[exp.Expression]) -> exp.Expression | None:
     items = [i for i in items if i is not None]
     if not items:
         return None
-    return exp.and_(*items) if len(items) > 1 else items[0]
+    return exp.and_(*items, copy=False) if len(items) > 1 else items[0]
 
 
 class SQLEmitter:
@@ -57,26 +57,26 @@ class SQLEmitter:
     def select(self) -> exp.Select:
         p = self.plan
         if p.statement == "count":
-            sel = exp.select(exp.alias_(exp.Count(this=exp.Star()), "count"))
+            sel = exp.select(exp.alias_(exp.Count(this=exp.Star()), "count", copy=False), copy=False)
         elif p.is_aggregate:
-            sel = exp.select(*self._aggregate_projection())
+            sel = exp.select(*self._aggregate_projection(), copy=False)
         else:
-            sel = exp.select(*self._plain_projection())
+            sel = exp.select(*self._plain_projection(), copy=False)
             if p.distinct:
-                sel = sel.distinct()
+                sel = sel.distinct(copy=False)
         source = self.from_clause()
         if p.latest and not p.is_aggregate:
             source = self._latest_source(source)
-        sel = sel.from_(source)
+        sel = sel.from_(source, copy=False)
         if p.join is not None:
             sel = self.add_join(sel, p.join)
         where = self._outer_where()
         if where is not None:
-            sel = sel.where(where)
+            sel = sel.where(where, copy=False)
         if p.is_aggregate and p.statement != "count":
-            sel = sel.group_by(*self._group_by())
+            sel = sel.group_by(*self._group_by(), copy=False)
             if p.having is not None:
-                sel = sel.having(self.having(p.having))
+                sel = sel.having(self.having(p.having), copy=False)
         return self.finish(sel)
 
     def _filters(self) -> tuple[list[exp.Expression], list[exp.Expression]]:
@@ -96,10 +96,10 @@ class SQLEmitter:
         return _and(self._filters()[1])
 
     def _latest_source(self, source: exp.Expression) -> exp.Expression:
-        inner = exp.select(exp.Star()).from_(source)
+        inner = exp.select(exp.Star(), copy=False).from_(source, copy=False)
         pre = _and(self._filters()[0])
         if pre is not None:
-            inner = inner.where(pre)
+            inner = inner.where(pre, copy=False)
         return self.latest(inner).subquery(self.plan.source.alias)
 
     def sql(self, pretty: bool = False) -> str:
@@ -112,9 +112,9 @@ class SQLEmitter:
             return self.top_n(sel)
         if p.order_by:
             ties = self.tie_breakers() if p.is_aggregate else []
-            sel = sel.order_by(*self.order_keys(), *ties)
+            sel = sel.order_by(*self.order_keys(), *ties, copy=False)
         if p.limit is not None:
-            sel = sel.limit(p.limit)
+            sel = sel.limit(p.limit, copy=False)
         return sel
 
     # ------------------------------------------------------------------ projections
@@ -123,14 +123,14 @@ class SQLEmitter:
         if p.projection is None:
             if p.join is None:
                 return [exp.Star()]
-            return [exp.alias_(self.col(P.Col(c.name, "", c.type), out=True), c.name) for c in p.columns]
+            return [exp.alias_(self.col(P.Col(c.name, "", c.type), out=True), c.name, copy=False) for c in p.columns]
         return [self._named(n, e) for n, e in p.projection]
 
     def _named(self, name: str, e: P.Expr) -> exp.Expression:
         inner = self.expr(e)
         if isinstance(inner, exp.Column) and inner.name == name:
             return inner
-        return exp.alias_(inner, name)
+        return exp.alias_(inner, name, copy=False)
 
     def _aggregate_projection(self) -> list[exp.Expression]:
         p = self.plan
@@ -138,7 +138,7 @@ class SQLEmitter:
             items = []
             for n, e in p.projection:
                 if isinstance(e, P.MeasureRef):
-                    items.append(exp.alias_(self.aggregate(self._agg(e.name)), n))
+                    items.append(exp.alias_(self.aggregate(self._agg(e.name)), n, copy=False))
                 else:
                     items.append(self._named(n, e))
             return items
@@ -146,7 +146,7 @@ class SQLEmitter:
         if p.window is not None:
             out += self.window_columns()
         out += [self.expr(c) for c in p.group_by]
-        out += [exp.alias_(self.aggregate(a), a.name) for a in p.aggregates]
+        out += [exp.alias_(self.aggregate(a), a.name, copy=False) for a in p.aggregates]
         return out
 
     def _agg(self, name: str) -> P.Aggregate:
@@ -209,9 +209,9 @@ class SQLEmitter:
         if isinstance(e, P.Cmp):
             return self.compare(e)
         if isinstance(e, P.And):
-            return exp.and_(*(self._paren_bool(i) for i in e.items))
+            return exp.and_(*(self._paren_bool(i) for i in e.items), copy=False)
         if isinstance(e, P.Or):
-            return exp.or_(*(self._paren_bool(i) for i in e.items))
+            return exp.or_(*(self._paren_bool(i) for i in e.items), copy=False)
         if isinstance(e, P.Not):
             return exp.Not(this=self._paren_bool(e.item))
         if isinstance(e, P.InList):
@@ -229,7 +229,7 @@ class SQLEmitter:
             return exp.Not(this=node) if e.negated else node
         if isinstance(e, P.InCidr):
             tests = [self.in_prefix(self.expr(e.expr), p) for p in e.prefixes]
-            node = exp.or_(*tests) if len(tests) > 1 else tests[0]
+            node = exp.or_(*tests, copy=False) if len(tests) > 1 else tests[0]
             return exp.Not(this=exp.Paren(this=node)) if e.negated else node
         raise SRQLError(f"cannot emit {type(e).__name__}")
 
@@ -365,16 +365,17 @@ class ClickHouseLikeEmitter(SQLEmitter):
         p = self.plan
         assert p.limit is not None
         # Windows in time order, then the user's ranking inside each window; LIMIT n BY keeps n per window.
-        sel = sel.order_by(exp.Ordered(this=self.window_start_expr()), *self.order_keys(), *self.tie_breakers())
+        keys = [exp.Ordered(this=self.window_start_expr()), *self.order_keys(), *self.tie_breakers()]
+        sel = sel.order_by(*keys, copy=False)
         limit = exp.Limit(expression=exp.Literal.number(p.limit), expressions=[self.window_start_expr()])
-        return sel.limit(limit)
+        return sel.limit(limit, copy=False)
 
     def latest(self, sel: exp.Select) -> exp.Select:
         """The newest row per key: ORDER BY time DESC LIMIT 1 BY keys."""
         p = self.plan
-        sel = sel.order_by(exp.Ordered(this=exp.column(p.source.event_time), desc=True))
+        sel = sel.order_by(exp.Ordered(this=exp.column(p.source.event_time), desc=True), copy=False)
         keys = [exp.column(k) for k in p.source.keys]
-        return sel.limit(exp.Limit(expression=exp.Literal.number(1), expressions=keys))
+        return sel.limit(exp.Limit(expression=exp.Literal.number(1), expressions=keys), copy=False)
 
 
 class ProtonEmitter(ClickHouseLikeEmitter):
@@ -435,7 +436,7 @@ class ProtonEmitter(ClickHouseLikeEmitter):
             else:
                 src = pd.session(src, self.interval(w.size), time_column=ts)
         if self.qualify:
-            src = exp.alias_(src, p.source.alias) if not isinstance(src, exp.Table) else src.as_(p.source.alias)
+            src = exp.alias_(src, p.source.alias, copy=False) if not isinstance(src, exp.Table) else src.as_(p.source.alias, copy=False)
         return src
 
     def _same_unit(self, step: timedelta, size: timedelta) -> tuple[exp.Expression, exp.Expression]:
@@ -461,16 +462,16 @@ class ProtonEmitter(ClickHouseLikeEmitter):
             on.append(self.fn("date_diff_within", within,
                               self.event_time(self.plan.source.alias, self.plan.source.event_time),
                               self.event_time(j.right.alias, j.right.event_time)))
-            return sel.join(right.as_(j.right.alias), on=_and(on), join_type="INNER")
+            return sel.join(right.as_(j.right.alias, copy=False), on=_and(on), join_type="INNER", copy=False)
         # Inventory lookup: the versioned_kv stream keeps the latest row per key; LATEST JOIN uses only it.
         target = right if self.streaming else pd.table(right)
-        joined = exp.Join(this=exp.alias_(target, j.right.alias) if not isinstance(target, exp.Table)
-                          else target.as_(j.right.alias), on=_and(on))
+        joined = exp.Join(this=exp.alias_(target, j.right.alias, copy=False) if not isinstance(target, exp.Table)
+                          else target.as_(j.right.alias, copy=False), on=_and(on))
         # Proton spells it `INNER LATEST JOIN` (side INNER, kind LATEST in the dialect's tree).
         joined.set("side", "INNER")
         if self.streaming:
             joined.set("kind", "LATEST")
-        return sel.join(joined)
+        return sel.join(joined, copy=False)
 
     def _seconds_or_minutes(self, d: timedelta) -> exp.Expression:
         units = tuple(u for u in _UNITS if u[1] in ("m", "s"))
@@ -544,7 +545,7 @@ class ClickHouseEmitter(ClickHouseLikeEmitter):
         if p.window is not None and p.window.kind != "tumble":
             raise self.unsupported(f"a {p.window.kind} window over history")
         t = exp.to_table(p.source.stream)
-        return t.as_(p.source.alias) if self.qualify else t
+        return t.as_(p.source.alias, copy=False) if self.qualify else t
 
     def window_columns(self) -> list[exp.Expression]:
         p = self.plan
@@ -554,7 +555,7 @@ class ClickHouseEmitter(ClickHouseLikeEmitter):
         bucket = self.fn("toStartOfInterval", ts, self.interval(p.window.size))
         start = self.fn("toDateTime64", bucket, exp.Literal.number(3), exp.Literal.string("UTC"))
         end = exp.Add(this=start.copy(), expression=self.interval(p.window.size))
-        return [exp.alias_(start, "window_start"), exp.alias_(end, "window_end")]
+        return [exp.alias_(start, "window_start", copy=False), exp.alias_(end, "window_end", copy=False)]
 
     def add_join(self, sel: exp.Select, j: P.Join) -> exp.Select:
         raise self.unsupported("JOIN over history (use STREAM on Proton or the embedded engine)")
@@ -613,7 +614,7 @@ class DuckDBEmitter(SQLEmitter):
         guard = exp.RegexpLike(this=this.copy(), expression=exp.Literal.string(r"^\d+\.\d+\.\d+\.\d+$"))
         lo, hi = int(net.network_address), int(net.broadcast_address)
         rng = exp.Between(this=value, low=exp.Literal.number(lo), high=exp.Literal.number(hi))
-        return exp.Paren(this=exp.and_(guard, rng))
+        return exp.Paren(this=exp.and_(guard, rng, copy=False))
 
     def from_clause(self) -> exp.Expression:
         p = self.plan
@@ -625,7 +626,7 @@ class DuckDBEmitter(SQLEmitter):
                 exp.Literal.string(path), exp.EQ(this=exp.column("hive_partitioning"), expression=exp.true())]))
         else:
             src = exp.to_table(p.source.stream)
-        return src.as_(p.source.alias) if self.qualify else src
+        return src.as_(p.source.alias, copy=False) if self.qualify else src
 
     def window_columns(self) -> list[exp.Expression]:
         p = self.plan
@@ -634,7 +635,7 @@ class DuckDBEmitter(SQLEmitter):
         origin = exp.Cast(this=exp.Literal.string("1970-01-01"), to=exp.DataType.build("TIMESTAMP"))
         start = exp.Anonymous(this="time_bucket", expressions=[self.interval(p.window.size), ts, origin])
         end = exp.Add(this=start.copy(), expression=self.interval(p.window.size))
-        return [exp.alias_(start, "window_start"), exp.alias_(end, "window_end")]
+        return [exp.alias_(start, "window_start", copy=False), exp.alias_(end, "window_end", copy=False)]
 
     def aggregate(self, a: P.Aggregate) -> exp.Expression:
         arg = self.expr(a.arg) if a.arg is not None else None
@@ -674,15 +675,15 @@ class DuckDBEmitter(SQLEmitter):
         keys = self.order_keys() + self.tie_breakers()
         window = exp.Window(this=exp.RowNumber(), partition_by=[self.window_start_expr()],
                             order=exp.Order(expressions=[k.copy() for k in keys]))
-        sel = sel.qualify(exp.LTE(this=window, expression=exp.Literal.number(p.limit)))
-        return sel.order_by(exp.Ordered(this=self.window_start_expr()), *keys)
+        sel = sel.qualify(exp.LTE(this=window, expression=exp.Literal.number(p.limit)), copy=False)
+        return sel.order_by(exp.Ordered(this=self.window_start_expr()), *keys, copy=False)
 
     def latest(self, sel: exp.Select) -> exp.Select:
         """The newest row per key: QUALIFY row_number() OVER (PARTITION BY keys ORDER BY time DESC) = 1."""
         p = self.plan
         window = exp.Window(this=exp.RowNumber(), partition_by=[exp.column(k) for k in p.source.keys],
                             order=exp.Order(expressions=[exp.Ordered(this=exp.column(p.source.event_time), desc=True)]))
-        return sel.qualify(exp.EQ(this=window, expression=exp.Literal.number(1)))
+        return sel.qualify(exp.EQ(this=window, expression=exp.Literal.number(1)), copy=False)
 
     def add_join(self, sel: exp.Select, j: P.Join) -> exp.Select:
         raise self.unsupported("JOIN over the archive (use STREAM on Proton or the embedded engine)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
@@ -65,9 +66,20 @@ _PRIORITY = ("WHERE", "GROUP", "WINDOW", "HAVING", "ORDER", "LIMIT", "JOIN", "FR
              "COUNT", "STREAM")
 
 
+class _Located(Exception):
+    """A fault found while building the tree; ``parse`` turns it into an SRQLError on the query text."""
+
+    def __init__(self, message: str, span: ast.Span, suggestion: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.span, self.suggestion = message, span, suggestion
+
+
 @cache
 def _lark() -> Lark:
-    return Lark(_GRAMMAR.read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=False)
+    # The transformer runs inside the LALR parser (no intermediate parse tree): it is what keeps compile
+    # latency under a millisecond.
+    return Lark(_GRAMMAR.read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=False,
+                transformer=_ToAst())
 
 
 def parse(query: str) -> ast.Statement:
@@ -77,16 +89,18 @@ def parse(query: str) -> ast.Statement:
     if not query.strip():
         raise SRQLError("empty query: expected SHOW, FIND, COUNT or STREAM", query)
     try:
-        tree = _lark().parse(query)
-        return _ToAst(query).transform(tree)
+        stmt = _lark().parse(query)
     except UnexpectedInput as err:
         raise _syntax_error(query, err) from None
-    except VisitError as err:
-        if isinstance(err.orig_exc, SRQLError):
-            raise err.orig_exc from None
-        raise SRQLError(f"internal error while parsing: {err.orig_exc}", query) from None
+    except (_Located, VisitError) as err:
+        located = err.orig_exc if isinstance(err, VisitError) else err
+        if isinstance(located, _Located):
+            span = located.span
+            raise SRQLError.at(located.message, query, span[0], max(1, span[1] - span[0]), located.suggestion) from None
+        raise SRQLError(f"internal error while parsing: {located}", query) from None
     except RecursionError:
         raise SRQLError("query nests too deeply", query) from None
+    return replace(stmt, text=query)
 
 
 def _syntax_error(query: str, err: UnexpectedInput) -> SRQLError:
@@ -140,16 +154,39 @@ def _string(tok: Token) -> str:
     return str(tok)[1:-1].replace("''", "'")
 
 
-@v_args(meta=True)
+class _Meta:
+    """Start and end offsets of a rule, computed from its children (lark's own meta is unavailable to a
+    transformer that runs inside the LALR parser)."""
+
+    __slots__ = ("end_pos", "start_pos")
+
+    def __init__(self, children: list) -> None:
+        spans = [s for s in map(_child_span, children) if s is not None]
+        self.start_pos = min((s[0] for s in spans), default=0)
+        self.end_pos = max((s[1] for s in spans), default=0)
+
+
+def _child_span(c: object) -> ast.Span | None:
+    if isinstance(c, Token):
+        return (c.start_pos or 0, c.end_pos or 0)
+    if isinstance(c, ast.Node):
+        return c.span
+    if isinstance(c, tuple | list):
+        spans = [s for s in map(_child_span, c) if s is not None]
+        return (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
+    return None
+
+
+def _with_meta(f, _data, children, _meta):
+    return f(_Meta(children), children)
+
+
+@v_args(wrapper=_with_meta)
 class _ToAst(Transformer):
     """lark tree → ast nodes. Each method receives the rule's meta (positions) and children."""
 
-    def __init__(self, query: str) -> None:
-        super().__init__()
-        self.query = query
-
-    def _fail(self, message: str, span: ast.Span, suggestion: str | None = None) -> SRQLError:
-        return SRQLError.at(message, self.query, span[0], max(1, span[1] - span[0]), suggestion)
+    def _fail(self, message: str, span: ast.Span, suggestion: str | None = None) -> _Located:
+        return _Located(message, span, suggestion)
 
     # ---- statements
     def start(self, meta, ch):
@@ -171,7 +208,6 @@ class _ToAst(Transformer):
             entity=entity,
             items=items,
             distinct=distinct,
-            text=self.query,
             span=_span(meta),
             **clauses,
         )
