@@ -15,17 +15,9 @@ import sqlglot
 import srql_compiler
 from benchmarks import Result
 from srql_compiler.dialects import proton  # noqa: F401 - registers the dialect
+from srql_compiler.examples import SRQL_MD_EXAMPLES
 
-SRQL_MD = [
-    "STREAM devices WHERE metric = 'latency' GROUP BY device, metric WINDOW 1m HAVING avg_value > 100",
-    "STREAM netflow WHERE bytes > 0 GROUP BY application WINDOW 5m ORDER BY sum(bytes) DESC LIMIT 10",
-    "STREAM logs WHERE message CONTAINS 'Failed password for root' GROUP BY device WINDOW 5m HAVING login_attempts >= 5",
-    "STREAM flows WHERE action IN ('announce', 'withdraw') GROUP BY prefix WINDOW 5m HAVING flap_count > 10",
-    "STREAM netflow JOIN logs ON src_ip = device WITHIN 5m WHERE message CONTAINS 'Failed password' "
-    "GROUP BY src_ip WINDOW 5m HAVING attempts >= 3",
-    "STREAM logs JOIN inventory ON logs.device = inventory.device WHERE severity <= 3 GROUP BY site WINDOW 1m "
-    "HAVING errors > 100",
-]
+SRQL_MD = list(SRQL_MD_EXAMPLES)
 MIXED = [
     ("clickhouse", "SHOW devices WHERE ip = '192.168.1.1'"),
     ("clickhouse", "SHOW logs FROM YESTERDAY WHERE service = 'serviceradar-sync' AND severity = 'info'"),

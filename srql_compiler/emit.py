@@ -436,7 +436,8 @@ class ProtonEmitter(ClickHouseLikeEmitter):
             else:
                 src = pd.session(src, self.interval(w.size), time_column=ts)
         if self.qualify:
-            src = exp.alias_(src, p.source.alias, copy=False) if not isinstance(src, exp.Table) else src.as_(p.source.alias, copy=False)
+            alias = p.source.alias
+            src = src.as_(alias, copy=False) if isinstance(src, exp.Table) else exp.alias_(src, alias, copy=False)
         return src
 
     def _same_unit(self, step: timedelta, size: timedelta) -> tuple[exp.Expression, exp.Expression]:
