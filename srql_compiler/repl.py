@@ -239,10 +239,9 @@ def _key_bindings() -> KeyBindings:
     @kb.add("enter")
     def _enter(event: KeyPressEvent) -> None:
         buffer = event.current_buffer
-        state = buffer.complete_state
-        if state is not None and state.current_completion is not None:
-            buffer.apply_completion(state.current_completion)  # Enter in the menu picks, it does not run
-            return
+        # A completion picked with Tab or the arrows is already in the text: close the menu and let Enter
+        # mean what it means without the menu (the same result as typing the word out).
+        buffer.complete_state = None
         if statement_is_complete(buffer.text):
             buffer.validate_and_handle()
         else:
