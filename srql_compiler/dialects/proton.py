@@ -244,6 +244,23 @@ class AlterStreamSetting(exp.Expression):
     arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "expressions": False}
 
 
+class FormatSchema(exp.Expression):
+    """Format schemas (Kafka Protobuf/Avro): ``CREATE [OR REPLACE] FORMAT SCHEMA n AS 'def' TYPE t``,
+    ``DROP FORMAT SCHEMA [IF EXISTS] n``, ``SHOW CREATE FORMAT SCHEMA n``, ``SHOW FORMAT SCHEMAS``.
+
+    ``action`` is ``CREATE``/``DROP``/``SHOW CREATE``/``SHOW``.
+    """
+
+    arg_types: t.ClassVar[dict[str, bool]] = {
+        "action": True,
+        "this": False,
+        "replace": False,
+        "exists": False,
+        "expression": False,
+        "kind": False,
+    }
+
+
 class KillQuery(exp.Expression):
     """``KILL QUERY WHERE <condition> [SYNC|ASYNC|TEST]``."""
 
@@ -260,6 +277,18 @@ class ProtonRandomProperty(exp.Property):
     """``RANDOM`` of ``CREATE RANDOM STREAM``."""
 
     arg_types: t.ClassVar[dict[str, bool]] = {}
+
+
+class ProtonFunctionKindProperty(exp.Property):
+    """``AGGREGATE`` / ``REMOTE`` of ``CREATE AGGREGATE|REMOTE FUNCTION`` (a var in ``this``)."""
+
+    arg_types: t.ClassVar[dict[str, bool]] = {"this": True}
+
+
+class ProtonKeywordProperty(exp.Property):
+    """``URL 'u'``, ``AUTH_METHOD 'm'``, ... of ``CREATE REMOTE FUNCTION``: keyword, then value."""
+
+    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "value": True}
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,7 +414,7 @@ class ProtonTokenizer(ClickHouse.Tokenizer):
         "STREAM": TokenType.STREAM,
     }
     # RENAME STREAM is parsed, so RENAME must not swallow the rest of the statement as text
-    COMMANDS: t.ClassVar = ClickHouse.Tokenizer.COMMANDS - {TokenType.RENAME}
+    COMMANDS: t.ClassVar = ClickHouse.Tokenizer.COMMANDS - {TokenType.RENAME, TokenType.SHOW}
 
     # `session(...)` is a window table function in Proton, not the SESSION keyword
     KEYWORDS.pop("SESSION", None)
@@ -487,6 +516,16 @@ class ProtonParser(ClickHouseParser):
         **ClickHouseParser.PROPERTY_PARSERS,
         "INTO": lambda self: self._parse_into_property(),
         "RANDOM": lambda self: self.expression(ProtonRandomProperty()),
+        **{
+            kind: lambda self: self.expression(ProtonFunctionKindProperty(this=exp.var(self._prev.text.upper())))
+            for kind in ("AGGREGATE", "REMOTE")
+        },
+        **{
+            word: lambda self: self.expression(
+                ProtonKeywordProperty(this=exp.var(self._prev.text.upper()), value=self._parse_primary())
+            )
+            for word in ("URL", "AUTH_METHOD", "AUTH_HEADER", "AUTH_KEY", "EXECUTION_TIMEOUT")
+        },
     }
 
     QUERY_MODIFIER_PARSERS: t.ClassVar = {
@@ -528,12 +567,39 @@ class ProtonParser(ClickHouseParser):
                 if operand is None:
                     self.raise_error(f"Expected {operand_kind} after {' '.join(words)}")
                 return self.expression(ProtonStatement(this=exp.var(" ".join(words)), expression=operand))
-        if token and token.token_type == TokenType.RENAME:
+        format_schema = self._parse_format_schema()
+        if format_schema is not None:
+            return format_schema
+        if token and token.token_type in (TokenType.RENAME, TokenType.SHOW):
             rename = self._parse_rename_stream()
             if rename is not None:
                 return rename
             return self._parse_as_command(token)
         return super()._parse_statement()
+
+    def _parse_format_schema(self) -> exp.Expr | None:
+        index = self._index
+        if self._match_text_seq("SHOW", "FORMAT", "SCHEMAS"):
+            return self.expression(FormatSchema(action="SHOW"))
+        if self._match_text_seq("SHOW", "CREATE", "FORMAT", "SCHEMA"):
+            return self.expression(FormatSchema(action="SHOW CREATE", this=self._parse_id_var()))
+        if self._match_text_seq("DROP", "FORMAT", "SCHEMA"):
+            exists = self._parse_exists()
+            return self.expression(FormatSchema(action="DROP", exists=exists, this=self._parse_id_var()))
+        if self._match(TokenType.CREATE):
+            replace = self._match_pair(TokenType.OR, TokenType.REPLACE)
+            if self._match_text_seq("FORMAT", "SCHEMA"):
+                name = self._parse_id_var()
+                self._match(TokenType.ALIAS)
+                definition = self._parse_string()
+                kind = self._match_text_seq("TYPE") and self._parse_id_var()
+                if name is None or definition is None or not kind:
+                    self.raise_error("Expected CREATE FORMAT SCHEMA name AS 'definition' TYPE kind")
+                return self.expression(
+                    FormatSchema(action="CREATE", this=name, replace=replace, expression=definition, kind=kind)
+                )
+        self._retreat(index)
+        return None
 
     def _parse_rename_stream(self) -> exp.Expr | None:
         index = self._index
@@ -905,17 +971,22 @@ class ProtonGenerator(ClickHouseGenerator):
         AlterStreamSetting: lambda self, e: " ".join(
             filter(None, [self.sql(e, "this"), self.expressions(e, flat=True)])
         ),
+        FormatSchema: lambda self, e: self.format_schema_sql(e),
         KillQuery: lambda self, e: " ".join(
             filter(None, ["KILL QUERY WHERE", self.sql(e, "this"), e.args.get("mode")])
         ),
         ProtonIntoProperty: lambda self, e: f"INTO {self.sql(e, 'this')}",
         ProtonRandomProperty: lambda self, e: "RANDOM",
+        ProtonFunctionKindProperty: lambda self, e: self.sql(e, "this"),
+        ProtonKeywordProperty: lambda self, e: f"{self.sql(e, 'this')} {self.sql(e, 'value')}",
     }
 
     PROPERTIES_LOCATION: t.ClassVar = {
         **ClickHouseGenerator.PROPERTIES_LOCATION,
         ProtonIntoProperty: exp.Properties.Location.POST_NAME,
         ProtonRandomProperty: exp.Properties.Location.POST_CREATE,
+        ProtonFunctionKindProperty: exp.Properties.Location.POST_CREATE,
+        ProtonKeywordProperty: exp.Properties.Location.POST_SCHEMA,
     }
 
     # ---- names -------------------------------------------------------------------------------
@@ -1038,6 +1109,18 @@ class ProtonGenerator(ClickHouseGenerator):
                 part += " ON PROCTIME"
             parts.append(part)
         return " ".join([*head, " AND ".join(parts)]).strip()
+
+    def format_schema_sql(self, expression: FormatSchema) -> str:
+        action = expression.args["action"]
+        if action == "SHOW":
+            return "SHOW FORMAT SCHEMAS"
+        name = self.sql(expression, "this")
+        if action == "CREATE":
+            replace = " OR REPLACE" if expression.args.get("replace") else ""
+            definition = self.sql(expression, "expression")
+            return f"CREATE{replace} FORMAT SCHEMA {name} AS {definition} TYPE {self.sql(expression, 'kind')}"
+        exists = " IF EXISTS" if expression.args.get("exists") else ""
+        return f"{action} FORMAT SCHEMA{exists} {name}"
 
     def proton_statement_sql(self, expression: ProtonStatement) -> str:
         return f"{self.sql(expression, 'this')} {self.sql(expression, 'expression')}"
