@@ -77,8 +77,8 @@ class Simulator:
     """A small network: ``devices`` routers with gNMI, NetFlow, syslog and BGP traffic in event time."""
 
     def __init__(self, devices: int = 50, seed: int = 0, start_ms: int = 1_764_000_000_000,
-                 incidents: Incidents | None = None, flows_per_second: int = 2000,
-                 logs_per_second: int = 200, bgp_per_second: int = 50) -> None:
+                 incidents: Incidents | None = None, flows_per_second: int = 500,
+                 logs_per_second: int = 200, bgp_per_second: int = 5) -> None:
         self.rng = np.random.default_rng(seed)
         self.devices = devices
         self.now_ms = start_ms

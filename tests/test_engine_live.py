@@ -131,3 +131,16 @@ def test_state_stays_bounded_over_a_long_run():
     assert all(q.results_out > 0 for q in queries[:3])
     eng.close()
     assert eng.state_rows <= queries[3].runner.state_rows
+
+
+def test_run_live_renders_a_query_against_the_simulators():
+    import io
+
+    from rich.console import Console
+
+    from streams.live import run_live
+
+    console = Console(file=io.StringIO(), width=120)
+    assert run_live("STREAM logs GROUP BY device WINDOW 5s", console=console, max_steps=8, speed=1000) == 0
+    out = console.file.getvalue()
+    assert "rtr-" in out and "result rows" in out and "Ctrl-C to stop" in out

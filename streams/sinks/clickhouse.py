@@ -124,6 +124,7 @@ class ClickHouseSink:
         self.backend = _Server(url) if url else _Chdb(str(path or DEFAULT_PATH))
         self.ttl_days = ttl_days
         self._ready: set[str] = set()
+        self._pending: dict[str, list[pa.Table]] = {}
 
     # -- tables ------------------------------------------------------------------------------------
 
@@ -151,8 +152,13 @@ class ClickHouseSink:
 
     # -- writes ------------------------------------------------------------------------------------
 
-    def insert(self, entity: Entity | str, batch: pa.Table | pa.RecordBatch) -> int:
-        """Insert one batch of an entity (cast to the catalog's Arrow schema); returns rows written."""
+    def insert(self, entity: Entity | str, batch: pa.Table | pa.RecordBatch, buffer_rows: int = 0) -> int:
+        """Insert one batch of an entity (cast to the catalog's Arrow schema); returns rows accepted.
+
+        With ``buffer_rows``, batches are held until that many rows of the entity are pending and then
+        written as one insert (each ClickHouse insert makes a part: fewer, larger inserts are much
+        cheaper); :meth:`flush` writes what is pending.
+        """
         ent = self.ensure(entity)
         table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
         if table.num_rows == 0:
@@ -161,7 +167,21 @@ class ClickHouseSink:
             table = table.select(ent.arrow_schema().names).cast(ent.arrow_schema())
         except (KeyError, pa.ArrowInvalid, pa.ArrowTypeError) as e:
             raise SinkError(f"batch does not match the {ent.name} schema: {e}") from e
-        return self.backend.insert_arrow(ent.stream, table)
+        if not buffer_rows:
+            return self.backend.insert_arrow(ent.stream, table)
+        pending = self._pending.setdefault(ent.stream, [])
+        pending.append(table)
+        if sum(t.num_rows for t in pending) >= buffer_rows:
+            self._flush(ent.stream)
+        return table.num_rows
+
+    def flush(self) -> int:
+        """Write every pending buffered batch; returns rows written."""
+        return sum(self._flush(stream) for stream in list(self._pending))
+
+    def _flush(self, stream: str) -> int:
+        pending = self._pending.pop(stream, [])
+        return self.backend.insert_arrow(stream, pa.concat_tables(pending)) if pending else 0
 
     def insert_results(self, name: str, table: pa.Table) -> int:
         """Insert a standing query's results into the table ``name`` (created from the first batch)."""
@@ -222,6 +242,7 @@ class ClickHouseSink:
         return [d for d in days.column("day").to_pylist()] if days.num_rows else []
 
     def close(self) -> None:
+        self.flush()
         self.backend.close()
 
 
