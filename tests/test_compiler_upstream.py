@@ -1,4 +1,4 @@
-"""Parity with upstream SRQL v1 (../shared/corpus/upstream_srql_v1.jsonl): the syntax users already write.
+"""Parity with upstream SRQL v1 (tests/data/corpus/upstream_srql_v1.jsonl): the syntax users already write.
 
 Every case over an entity we have must compile for every target, with the same intent as upstream's SQL
 (checked by the fragments below, written from upstream's expected output with our catalog's names),
@@ -17,7 +17,7 @@ import pytest
 import srql_compiler
 from streams.ddl import ddl
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "upstream_srql_v1.jsonl"
+CORPUS = Path(__file__).parent / "data" / "corpus" / "upstream_srql_v1.jsonl"
 CASES = {c["id"]: c for c in map(json.loads, CORPUS.read_text().splitlines())}
 
 YESTERDAY_CH = ("timestamp >= (toStartOfDay(now64(3, 'UTC')) - INTERVAL 1 DAY) AND "
