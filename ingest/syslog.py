@@ -15,6 +15,7 @@ severity 5, the RFC 3164 §4.3.3 defaults). Messages are grouped per format insi
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,62 +52,75 @@ class SyslogDecoder:
         pass
 
     def decode(self, packets: list[Packet], counters: Counters) -> DecodeResult:
-        lines: list[bytes] = []
-        src: list[int] = []
-        recv: list[int] = []
-        names: dict[str, int] = {}
-        per_source: dict[str, list[int]] = {}
-        for p in packets:
-            i = names.setdefault(p.source, len(names))
-            if isinstance(p.data, list):
-                lines.extend(p.data)
-                k, nb = len(p.data), sum(map(len, p.data))
-            else:
-                lines.append(p.data)
-                k, nb = 1, len(p.data)
-            src.append(i)
-            recv.append(p.received_ms)
-            st = per_source.setdefault(p.source, [0, 0, 0])
-            st[0] += 1
-            st[1] += k
-            st[2] += nb
-        for s, (npk, nrec, nby) in per_source.items():
-            counters.add(s, packets=npk, records=nrec, nbytes=nby)
-        if not lines:
+        if not packets:
             return DecodeResult()
-        counts = np.asarray([len(p.data) if isinstance(p.data, list) else 1 for p in packets])
-        src_idx = np.repeat(np.asarray(src, np.int32), counts)
-        recv_ms = np.repeat(np.asarray(recv, np.int64), counts)
-        batches = parse_lines(lines, src_idx, list(names), recv_ms, self.options)
-        return DecodeResult(batches)
+        datas = list(map(_DATA, packets))
+        sources = list(map(_SOURCE, packets))
+        index = {src: i for i, src in enumerate(dict.fromkeys(sources))}
+        codes = np.fromiter(map(index.__getitem__, sources), np.int32, len(sources))
+        recv = np.fromiter(map(_RECEIVED, packets), np.int64, len(packets))
+        if list in set(map(type, datas)):  # stream frames: several messages per packet
+            counts = np.fromiter((len(d) if d.__class__ is list else 1 for d in datas), np.int64, len(datas))
+            lines = [x for d in datas for x in (d if d.__class__ is list else (d,))]
+            codes, recv = np.repeat(codes, counts), np.repeat(recv, counts)
+            pkt_codes = np.fromiter(map(index.__getitem__, sources), np.int32, len(sources))
+        else:
+            lines, pkt_codes = datas, codes
+        lens = np.fromiter(map(len, lines), np.int64, len(lines))
+        names = list(index)
+        n_pk = np.bincount(pkt_codes, minlength=len(names))
+        n_rec = np.bincount(codes, minlength=len(names))
+        n_by = np.bincount(codes, weights=lens, minlength=len(names))
+        for i, src in enumerate(names):
+            counters.add(src, packets=int(n_pk[i]), records=int(n_rec[i]), nbytes=int(n_by[i]))
+        return DecodeResult(parse_lines(lines, codes, names, recv, self.options, lens))
+
+
+_DATA = operator.attrgetter("data")
+_SOURCE = operator.attrgetter("source")
+_RECEIVED = operator.attrgetter("received_ms")
+_WINDOW = 12  # bytes a string view keeps inline (Arrow's BinaryView layout)
+_MONTHS = sorted(((m[0] << 16) | (m[1] << 8) | m[2], i + 1) for i, m in enumerate(
+    (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")))  # fmt: skip
+_MONTH_KEYS = np.array([k for k, _ in _MONTHS], np.int64)
+_MONTH_NUM = np.array([m for _, m in _MONTHS], np.int64)
 
 
 def _ranges(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
-    """A string array of ``buf[starts[i]:ends[i]]`` (null where ``valid`` is false), by one gather."""
+    """A string array of ``buf[starts[i]:ends[i]]`` (null where ``valid`` is false).
+
+    Long fields go through Arrow's string-view layout (16-byte views pointing into the buffer, then
+    one C++ cast that copies each value with memcpy); short fields are gathered byte by byte with
+    NumPy, which is cheaper below about 16 bytes.
+    """
     n = len(starts)
     lens = np.maximum(ends - starts, 0)
     if valid is not None:
         lens = np.where(valid, lens, 0)
-    offsets = np.zeros(n + 1, np.int64)
-    np.cumsum(lens, out=offsets[1:])
-    total = int(offsets[-1])
-    if total:
-        idx = np.repeat(starts - offsets[:-1], lens) + np.arange(total)
-        data = buf[idx]
-    else:
-        data = np.zeros(0, np.uint8)
-    if offsets[-1] < 2**31:
-        offsets = offsets.astype(np.int32)
-        typ = pa.string()
-    else:
-        typ = pa.large_string()
-    bitmap = None
-    nulls = 0
+    bitmap, nulls = None, 0
     if valid is not None and not valid.all():
         bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
         nulls = int(n - valid.sum())
-    arr = pa.Array.from_buffers(typ, n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)], nulls)
-    return arr if typ == pa.string() else arr.cast(pa.string())
+    if n and lens.mean() > 16 and len(buf) < 2**31:
+        starts = np.where(lens > 0, starts, 0)
+        views = np.empty((n, 4), np.int32)
+        window = np.lib.stride_tricks.as_strided(buf, (len(buf) - _WINDOW, _WINDOW), (1, 1))
+        views.view(np.uint8)[:, 4:16] = window[starts]  # inline bytes, or the 4-byte prefix
+        views[:, 0] = lens
+        long_ = lens > _WINDOW
+        views[:, 2] = np.where(long_, 0, views[:, 2])  # buffer index 0: the joined input
+        views[:, 3] = np.where(long_, starts, views[:, 3])
+        arr = pa.Array.from_buffers(pa.string_view(), n, [bitmap, pa.py_buffer(views), pa.py_buffer(buf)], nulls)
+        return arr.cast(pa.string())
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    total = int(offsets[-1])
+    data = buf[np.repeat(starts - offsets[:-1], lens) + np.arange(total)] if total else np.zeros(0, np.uint8)
+    if total < 2**31:
+        return pa.Array.from_buffers(pa.string(), n, [bitmap, pa.py_buffer(offsets.astype(np.int32)),
+                                                      pa.py_buffer(data)], nulls)  # fmt: skip
+    arr = pa.Array.from_buffers(pa.large_string(), n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)], nulls)
+    return arr.cast(pa.string())
 
 
 def _next(positions: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -124,7 +138,8 @@ def _nth_after(positions: np.ndarray, at: np.ndarray, count: int) -> list[np.nda
 
 
 def parse_lines(lines: list[bytes], src_idx: np.ndarray, sources: list[str], recv_ms: np.ndarray,
-                options: SyslogOptions | None = None) -> list[pa.RecordBatch]:  # fmt: skip
+                options: SyslogOptions | None = None,
+                lens: np.ndarray | None = None) -> list[pa.RecordBatch]:  # fmt: skip
     """Parse syslog messages (one per element of ``lines``) into ``logs`` record batches."""
     options = options or SyslogOptions()
     data = b"".join(lines)
@@ -133,7 +148,9 @@ def parse_lines(lines: list[bytes], src_idx: np.ndarray, sources: list[str], rec
     except UnicodeDecodeError:  # rare: repair only then, line by line, so slices stay valid UTF-8
         lines = [ln.decode("utf-8", "replace").encode() for ln in lines]
         data = b"".join(lines)
-    lens = np.fromiter(map(len, lines), np.int64, len(lines))
+        lens = None
+    if lens is None:
+        lens = np.fromiter(map(len, lines), np.int64, len(lines))
     ends = np.cumsum(lens)
     starts = ends - lens
     buf = np.frombuffer(data + bytes(PAD), np.uint8)
@@ -210,7 +227,7 @@ class _Ctx:
             rows, good, ts,
             host=_ranges(buf, *fields[1], nil[1]), app=_ranges(buf, *fields[2], nil[2]),
             procid=_ranges(buf, *fields[3], nil[3]), msgid=_ranges(buf, *fields[4], nil[4]),
-            msg=_ranges(buf, msg_start, end), sd=sd,
+            msg=_ranges(buf, np.where(good, msg_start, self.starts[rows]), end), sd=sd,
         )  # fmt: skip
 
     def rfc3164(self, rows: np.ndarray) -> pa.RecordBatch:
@@ -256,23 +273,28 @@ class _Ctx:
         )  # fmt: skip
 
     def _bsd_times(self, rows: np.ndarray, r: np.ndarray, valid: np.ndarray) -> pa.Array:
-        """RFC 3164 "Mmm dd hh:mm:ss": the year is the receive year, or the one before across New Year."""
-        n = len(rows)
-        text = _ranges(self.buf, r, r + 15, valid)
+        """RFC 3164 "Mmm dd hh:mm:ss" by integer arithmetic (no year: the receive year, or the year
+        before when that would put the message more than a day in the future)."""
+        buf = self.buf
+        c = [buf[r + j].astype(np.int64) for j in range(15)]
+        key = (c[0] << 16) | (c[1] << 8) | c[2]
+        k = np.minimum(np.searchsorted(_MONTH_KEYS, key), 11)
+        month = _MONTH_NUM[k]
+        day = np.where(c[4] == SP, 0, c[4] - 48) * 10 + c[5] - 48
+        secs = ((c[7] - 48) * 10 + c[8] - 48) * 3600 + ((c[10] - 48) * 10 + c[11] - 48) * 60
+        secs += (c[13] - 48) * 10 + c[14] - 48
+        ok = valid & (_MONTH_KEYS[k] == key) & (day >= 1) & (day <= 31) & (secs < 86400 + 1)
         recv = self.recv_ms[rows]
-        now_year = dt.datetime.fromtimestamp(int(recv.max()) // 1000, dt.UTC).year if n else 1970
-        out = None
-        for year in (now_year, now_year - 1):
-            prefixed = pc.binary_join_element_wise(pa.scalar(str(year)), text, " ")
-            t = pc.strptime(prefixed, "%Y %b %d %H:%M:%S", "ms", error_is_null=True)
-            ms = t.cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.float64)
-            ms -= self.options.rfc3164_utc_offset_minutes * 60_000
-            ahead = ms > recv + 86_400_000  # more than a day in the future: last year's message
-            good = ~np.isnan(ms) & (~ahead if year == now_year else True)
-            vals = pa.array(np.where(good, ms, 0).astype(np.int64), pa.int64(), mask=~good)
-            cur = vals.cast(pa.timestamp("ms", tz="UTC"))
-            out = cur if out is None else pc.coalesce(out, cur)
-        return out if out is not None else pa.nulls(n, pa.timestamp("ms", tz="UTC"))
+        year = recv.astype("datetime64[ms]").astype("datetime64[Y]").astype(np.int64)  # years since 1970
+
+        def at(y: np.ndarray) -> np.ndarray:
+            months = (y * 12 + month - 1).astype("datetime64[M]")
+            days = months.astype("datetime64[D]").astype(np.int64) + day - 1
+            return (days * 86400 + secs) * 1000 - self.options.rfc3164_utc_offset_minutes * 60_000
+
+        ms = at(year)
+        ms = np.where(ms > recv + 86_400_000, at(year - 1), ms)
+        return pa.array(np.where(ok, ms, 0), pa.int64(), mask=~ok).cast(pa.timestamp("ms", tz="UTC"))
 
     def _batch(self, rows: np.ndarray, good: np.ndarray, ts: pa.Array, **f: pa.Array) -> pa.RecordBatch:
         n = len(rows)
@@ -280,8 +302,7 @@ class _Ctx:
         src_names = pa.array(self.sources, pa.string())
         source_ip = src_names.take(pa.array(self.src_idx[rows]))
         recv = pa.array(self.recv_ms[rows], pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
-        raw = _ranges(self.buf, self.starts[rows], self.ends[rows])
-        message = pc.if_else(pa.array(good), f["msg"], raw)
+        message = f["msg"]
         host = pc.if_else(pc.greater(pc.utf8_length(pc.fill_null(f["host"], "")), 0), f["host"], source_ip)
         sd = f["sd"]
         trace = pc.extract_regex(pc.fill_null(sd, ""), r'(?i)trace_?id="(?P<t>[^"]*)"').field("t") if (

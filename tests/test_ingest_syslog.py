@@ -226,3 +226,13 @@ def test_rsyslog_forwarding_over_tls(tls_run: tuple) -> None:
         assert int(o["timestamp"].timestamp() * 1000) == _ms(t["timestamp"])
         assert o["parse_error"] is False
     assert set(table.column("source_ip").to_pylist()) == {"127.0.0.1"}
+
+
+def test_rfc3164_year_rollover_and_single_digit_days() -> None:
+    jan1 = int(dt.datetime(2027, 1, 1, 0, 0, 30, tzinfo=dt.UTC).timestamp() * 1000)
+    lines = [b"<13>Dec 31 23:59:58 h app: late", b"<13>Jan  1 00:00:29 h app: early", b"<13>Feb 30 00:00:00 h a: x"]
+    rows = pa.Table.from_batches(SyslogDecoder().decode(
+        [Packet(x, "192.0.2.1", 514, jan1) for x in lines], Counters()).batches).to_pylist()  # fmt: skip
+    assert rows[0]["timestamp"] == dt.datetime(2026, 12, 31, 23, 59, 58, tzinfo=dt.UTC)
+    assert rows[1]["timestamp"] == dt.datetime(2027, 1, 1, 0, 0, 29, tzinfo=dt.UTC)
+    assert rows[2]["message"] == "x"  # an impossible date still yields the message (time: arithmetic)
