@@ -60,8 +60,6 @@ class _Short(Exception):
     """Internal: the buffer ends inside the value (the fast decoder needs more bytes)."""
 
 
-_SHORT = _Short()
-
 # ---------------------------------------------------------------------------------------------
 # LEB128
 # ---------------------------------------------------------------------------------------------
@@ -99,7 +97,7 @@ def _read_uleb(buf: Any, pos: int, nbytes: int, bits: int) -> tuple[int, int]:
         try:
             b = buf[pos + i]
         except IndexError:
-            raise _SHORT from None
+            raise _Short from None
         result |= (b & 0x7F) << shift
         shift += 7
         if not b & 0x80:
@@ -115,7 +113,7 @@ def _read_sleb(buf: Any, pos: int, nbytes: int, bits: int) -> tuple[int, int]:
         try:
             b = buf[pos + i]
         except IndexError:
-            raise _SHORT from None
+            raise _Short from None
         result |= (b & 0x7F) << shift
         shift += 7
         if not b & 0x80:
@@ -132,7 +130,7 @@ def read_u32(buf: Any, pos: int) -> tuple[int, int]:
     try:
         b = buf[pos]
     except IndexError:
-        raise _SHORT from None
+        raise _Short from None
     if b < 0x80:
         return b, pos + 1
     return _read_uleb(buf, pos, 5, 32)
@@ -281,13 +279,15 @@ def _case_index(t: VariantT | EnumT) -> dict[str, int]:
 
 
 def _unwrap_option(v: Any, nested: bool) -> tuple[bool, Any]:
-    """(present, inner value) of an option value."""
+    """(present, inner value) of an option value.
+
+    ``None`` is none and ``Some(x)`` is some(x); any other value is some(value). Under a nested
+    option only ``Some(None)`` can say some(none), which is why the wrapper exists.
+    """
     if v is None:
         return False, None
     if type(v) is Some:
         return True, v.value
-    if nested:  # a bare value under option<option<..>> means some(some(v)) only if not None
-        return True, v
     return True, v
 
 
@@ -493,7 +493,7 @@ Dec = Callable[[Any, int], tuple[Any, int]]
 
 def _need(buf: Any, end: int) -> None:
     if end > len(buf):
-        raise _SHORT
+        raise _Short
 
 
 def _int_decoder(name: str) -> Dec:
@@ -503,7 +503,7 @@ def _int_decoder(name: str) -> Dec:
             try:
                 return buf[pos], pos + 1
             except IndexError:
-                raise _SHORT from None
+                raise _Short from None
 
         return dec_u8
     if name == "s8":
@@ -512,7 +512,7 @@ def _int_decoder(name: str) -> Dec:
             try:
                 b = buf[pos]
             except IndexError:
-                raise _SHORT from None
+                raise _Short from None
             return (b - 256 if b > 127 else b), pos + 1
 
         return dec_s8
@@ -524,7 +524,7 @@ def _int_decoder(name: str) -> Dec:
             try:
                 b = buf[pos]
             except IndexError:
-                raise _SHORT from None
+                raise _Short from None
             if b < 0x80:
                 return b, pos + 1
             return _read_uleb(buf, pos, nbytes, bits)
@@ -554,7 +554,7 @@ def _prim_decoder(name: str, limits: Limits) -> Dec:
             try:
                 b = buf[pos]
             except IndexError:
-                raise _SHORT from None
+                raise _Short from None
             if b > 1:
                 raise DecodeError(f"invalid bool byte {b:#04x}")
             return b == 1, pos + 1
@@ -574,7 +574,7 @@ def _prim_decoder(name: str, limits: Limits) -> Dec:
             try:
                 n = _char_len(buf[pos])
             except IndexError:
-                raise _SHORT from None
+                raise _Short from None
             _need(buf, pos + n)
             try:
                 return str(buf[pos : pos + n], "utf-8"), pos + n
@@ -641,7 +641,7 @@ def decoder(t: Type, limits: Limits = DEFAULT_LIMITS) -> Dec:
     ):
         env = {
             "read_uleb": _read_uleb,
-            "SHORT": _SHORT,
+            "SHORT": _Short,
             "DecodeError": DecodeError,
             "LimitExceeded": LimitExceeded,
             "min_size": min_size,
@@ -675,7 +675,7 @@ def decoder(t: Type, limits: Limits = DEFAULT_LIMITS) -> Dec:
             try:
                 tag = buf[pos]
             except IndexError:
-                raise _SHORT from None
+                raise _Short from None
             if tag == 0:
                 return None, pos + 1
             if tag != 1:
@@ -692,7 +692,7 @@ def decoder(t: Type, limits: Limits = DEFAULT_LIMITS) -> Dec:
             try:
                 tag = buf[pos]
             except IndexError:
-                raise _SHORT from None
+                raise _Short from None
             pos += 1
             if tag > 1:
                 raise DecodeError(f"invalid result tag {tag:#04x}")

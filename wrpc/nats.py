@@ -183,10 +183,12 @@ class Client:
         *,
         timeout: float = 10.0,
         limits: Limits = DEFAULT_LIMITS,
+        async_timeout: float | None = 300.0,
     ) -> None:
         self.nc = nc
         self.prefix = prefix
-        self.timeout = timeout
+        self.timeout = timeout  # handshake + the complete root result value
+        self.async_timeout = async_timeout  # after that: until every future/stream is done
         self.limits = limits
         self._inbox = _Inbox(nc)
 
@@ -257,12 +259,29 @@ class Client:
             incoming.recv.fail(e if isinstance(e, WrpcError) else TransportError(str(e)))
             raise
         finally:
-            if not incoming.recv.handles:
-                self._inbox.drop(reply)
+            _drop_when_finished(self._inbox, reply, incoming.recv, self.async_timeout)
 
     async def close(self) -> None:
         """Drop the inbox subscription (the NATS connection stays open)."""
         await self._inbox.close()
+
+
+_BACKGROUND: set[asyncio.Task] = set()
+
+
+def _drop_when_finished(inbox: _Inbox, subject: str, recv: Receiver, timeout: float | None) -> None:
+    """Stop routing a reply subject once its async values are complete (or timed out)."""
+    if not recv.handles:
+        inbox.drop(subject)
+        return
+
+    async def later() -> None:
+        await recv.finished(timeout)
+        inbox.drop(subject)
+
+    task = asyncio.create_task(later())
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
 
 
 def _check_handshake(subject: str, msg: Msg) -> str:
@@ -372,5 +391,4 @@ class Server:
             with contextlib.suppress(Exception):  # tell the client: results end without a value
                 await results_out.end(())
         finally:
-            if not incoming.recv.handles:
-                self._inbox.drop(inbox)
+            _drop_when_finished(self._inbox, inbox, incoming.recv, self.timeout)

@@ -24,7 +24,7 @@ from wrpc.codec import (
     encoder,
     put_uleb,
 )
-from wrpc.errors import IncompleteResults, LimitExceeded, ProtocolError
+from wrpc.errors import DeadlineExceeded, IncompleteResults, LimitExceeded, ProtocolError
 from wrpc.types import (
     FutureT,
     ListT,
@@ -247,6 +247,14 @@ class Receiver:
             n = self.root.buffered()
             detail = f"{n} bytes remaining on stream" if n else "no data"
             raise IncompleteResults(f"incomplete {self.what}: {detail}")
+
+    async def finished(self, timeout: float | None) -> None:
+        """Wait (at most ``timeout`` s) until every received async value is complete; fail the rest."""
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.gather(*(h.finished() for h in self.handles))
+        except TimeoutError:
+            self.fail(DeadlineExceeded(f"{self.what}: async values not complete within {timeout}s"))
 
     def fail(self, exc: BaseException) -> None:
         """Propagate a transport failure to the async values the application may be awaiting."""

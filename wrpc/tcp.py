@@ -157,10 +157,19 @@ def _unwrap(func_results: TupleT, values: tuple) -> Any:
 class Client:
     """A wRPC TCP client; every :meth:`invoke` opens its own connection (spec §2.1)."""
 
-    def __init__(self, host: str, port: int, *, timeout: float = 10.0, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout: float = 10.0,
+        limits: Limits = DEFAULT_LIMITS,
+        async_timeout: float | None = 300.0,
+    ) -> None:
         self.host = host
         self.port = port
-        self.timeout = timeout
+        self.timeout = timeout  # connect + parameters + the complete root result value
+        self.async_timeout = async_timeout  # after the root value: until every future/stream is done
         self.limits = limits
 
     async def invoke(self, func: Function, *args: Any, timeout: float | None = None) -> Any:
@@ -215,7 +224,7 @@ class Client:
                 await sending
             if has_async(results) or encoded[1]:
                 keep_open = True
-                task = asyncio.create_task(_finish(reader, writer, parser, recv, sending))
+                task = asyncio.create_task(_finish(reader, writer, parser, recv, sending, self.async_timeout))
                 _BACKGROUND.add(task)  # keep a reference until it finishes
                 task.add_done_callback(_BACKGROUND.discard)
             assert recv.values is not None
@@ -235,12 +244,17 @@ async def _finish(
     writer: asyncio.StreamWriter,
     parser: FrameParser,
     recv: Receiver,
-    sending: asyncio.Task,
+    sending: asyncio.Future,
+    timeout: float | None,
 ) -> None:
-    """Keep the connection for async values after the root value was returned."""
+    """Keep the connection for async values after the root value was returned (within ``timeout``)."""
     try:
-        await _pump(reader, parser, recv, until_root=False)
-        await sending
+        async with asyncio.timeout(timeout):
+            await _pump(reader, parser, recv, until_root=False)
+            await sending
+    except TimeoutError:
+        recv.fail(DeadlineExceeded(f"async values not complete within {timeout}s"))
+        log.warning("async values not complete within %ss; connection closed", timeout)
     except Exception as e:  # the values' consumers see the failure
         recv.fail(e)
         log.warning("async values failed: %s", e)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections import deque
 from collections.abc import AsyncIterable, Iterable
@@ -140,6 +141,11 @@ class Future(Generic[T]):
             raise ValueError("this Future has nothing to send")
         return await src if inspect.isawaitable(src) else src
 
+    async def finished(self) -> None:
+        """Wait until a received future has its value or failed (never raises)."""
+        with contextlib.suppress(BaseException):
+            await self
+
     def __await__(self):
         if not self.done:
             w = asyncio.get_running_loop().create_future()
@@ -169,6 +175,7 @@ class Stream(Generic[T]):
         self._closed = False
         self._exc: BaseException | None = None
         self._waiter: asyncio.Future[Any] | None = None
+        self._closed_waiters: list[asyncio.Future[Any]] = []
 
     async def chunks_to_send(self):
         """Iterate the chunks to send (sync or async source)."""
@@ -199,9 +206,21 @@ class Stream(Generic[T]):
         """True once the end marker (or a failure) was received."""
         return self._closed
 
+    async def finished(self) -> None:
+        """Wait until the end marker (or a failure) arrived, without consuming chunks."""
+        while not self._closed:
+            w = asyncio.get_running_loop().create_future()
+            self._closed_waiters.append(w)
+            await w
+
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+        if self._closed:
+            for w in self._closed_waiters:
+                if not w.done():
+                    w.set_result(None)
+            self._closed_waiters.clear()
 
     def __aiter__(self):
         return self

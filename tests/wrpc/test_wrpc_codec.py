@@ -267,3 +267,31 @@ def test_wrpc_generated_record_list_decoder_rejects_bad_bytes(hexstr: str, err: 
     assert wrpc.decode(REC, wrpc.encode(REC, good)) == good
     with pytest.raises(err, match=msg):
         wrpc.decode(REC, H(hexstr))
+
+
+def test_wrpc_resumed_decoding_does_not_retain_memory() -> None:
+    """Each 'need more bytes' is an exception; none may keep frames (and buffers) alive."""
+    import gc
+    import tracemalloc
+
+    t = parse_type("list<record {a: string, b: u64, c: list<u8>}>")
+    data = wrpc.encode(t, [{"a": "x" * 20, "b": 2**60, "c": b"\x01" * 30}] * 10)
+
+    def rounds(n: int) -> None:
+        for _ in range(n):
+            dec = IncrementalDecoder(t)
+            for i in range(0, len(data), 7):
+                dec.feed(data[i : i + 7])
+            assert dec.done
+
+    rounds(50)
+    tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        rounds(60)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024, f"{grown} bytes retained by 60 decodes"

@@ -478,3 +478,26 @@ def test_wrpc_tcp_nested_async_values_use_index_paths() -> None:
         assert frames[(1, 2)] == H("02 61 62 01 63 00")  # two chunks then the end marker on [1, 2]
 
     run(main())
+
+
+def test_wrpc_tcp_async_results_that_never_end_fail_after_async_timeout() -> None:
+    async def stuck(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.write(H("00 02 00 00  02 00 00 02 01 07"))  # root, then one chunk [7]; never the end
+        await writer.drain()
+        await asyncio.sleep(GUARD)
+
+    async def main() -> None:
+        srv = await asyncio.start_server(stuck, "127.0.0.1", 0)
+        async with srv:
+            client = tcp.Client("127.0.0.1", srv.sockets[0].getsockname()[1], async_timeout=0.3)
+            req = {"numbers": wrpc.Stream([]), "bytes": wrpc.Stream([])}
+            numbers, data = await client.invoke(ECHO, req)
+            assert await numbers.__anext__() == [7]
+            with pytest.raises(wrpc.DeadlineExceeded):
+                await numbers.read_all()
+            with pytest.raises(wrpc.DeadlineExceeded):
+                await data.read_all()
+            srv.close()
+
+    run(main())
