@@ -392,6 +392,8 @@ def test_builders_render_proton_sql() -> None:
     # builders make the same trees the parser makes
     parsed = sqlglot.parse_one("select 1 from tumble(s, ts, 5m)", read="proton")
     assert parsed.args["from_"].this == tumble("s", "5m", time_column="ts")
+    parsed = sqlglot.parse_one("select 1 from table(db.devices)", read="proton")
+    assert parsed.args["from_"].this == table(exp.to_table("db.devices"))
 
     for emit, text in [
         (Emit.on_update(), "ON UPDATE"),
@@ -428,6 +430,26 @@ def test_ddl_builders_render_proton_sql() -> None:
     )
     with pytest.raises(TypeError):
         create_external_table("x", {"bad": 1.5})
+    with pytest.raises(ValueError):
+        create_external_stream("x", {"not a name": 1})
+
+
+setting_values = st.one_of(st.text(max_size=40), st.integers(min_value=0, max_value=2**63 - 1), st.booleans())
+setting_names = st.from_regex(r"[a-z_][a-z0-9_]{0,20}", fullmatch=True)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(setting_names, setting_values, min_size=1, max_size=6),
+    st.sampled_from([create_external_stream, create_external_table]),
+)
+def test_ddl_builder_settings_survive_any_text(settings_map: dict[str, object], build: object) -> None:
+    tree = build("sink", settings_map)  # type: ignore[operator]
+    generated = tree.sql(dialect="proton")
+    reparsed = sqlglot.parse_one(generated, read="proton")
+    assert reparsed == tree
+    values = {e.this.name: e.expression.to_py() for e in reparsed.find(exp.SettingsProperty).expressions}
+    assert values == settings_map
 
 
 def test_typed_functions_built_by_the_compiler_render_snake_case() -> None:

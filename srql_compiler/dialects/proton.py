@@ -37,6 +37,7 @@ Builders for the SRQL emitters (all return sqlglot expressions):
 
 from __future__ import annotations
 
+import functools
 import re
 import typing as t
 from collections.abc import Mapping
@@ -297,7 +298,12 @@ class ProtonKeywordProperty(exp.Property):
 
 
 def _source(source: str | exp.Expr) -> exp.Expr:
-    return exp.column(source) if isinstance(source, str) else source
+    """A table-function argument; names become columns, as the parser reads them."""
+    if isinstance(source, str):
+        return exp.column(source)
+    if isinstance(source, exp.Table) and isinstance(source.this, exp.Identifier) and not source.alias:
+        return exp.Column(this=source.this.copy(), table=exp.maybe_copy(source.args.get("db")))
+    return source
 
 
 def _table_function(name: str, args: list[exp.Expr | None]) -> exp.Table:
@@ -340,11 +346,7 @@ def changelog(source: str | exp.Expr, *keys: str | exp.Expr) -> exp.Table:
 
 def table(source: str | exp.Expr) -> exp.Table:
     """``table(source)``: the historical (bounded) read of a stream."""
-    return exp.Table(this=_table_call(_source(source)))
-
-
-def _table_call(source: exp.Expr) -> exp.Anonymous:
-    return exp.Anonymous(this="table", expressions=[source])
+    return _table_function("table", [_source(source)])
 
 
 def _literal(value: object) -> exp.Expr:
@@ -357,10 +359,31 @@ def _literal(value: object) -> exp.Expr:
     raise TypeError(f"setting values must be str, int or bool, not {type(value).__name__}")
 
 
+_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def _settings_property(settings: Mapping[str, object]) -> exp.SettingsProperty:
+    bad = [key for key in settings if not _SETTING_NAME.match(key)]
+    if bad:
+        raise ValueError(f"setting names must be identifiers: {bad!r}")
     return exp.SettingsProperty(
-        expressions=[exp.EQ(this=exp.column(key), expression=_literal(value)) for key, value in settings.items()]
+        expressions=[
+            exp.EQ(this=exp.column(_setting_name(key)), expression=_literal(value)) for key, value in settings.items()
+        ]
     )
+
+
+@functools.cache
+def _setting_name(key: str) -> exp.Identifier:
+    """The key as an identifier, backquoted only when Proton would read it as a keyword (`not`)."""
+    try:
+        tree = Proton().parse(f"SELECT 1 SETTINGS {key} = 1")[0]
+        settings = tree.args.get("settings") if tree is not None else None
+        first = settings[0].this if settings else None
+        plain = isinstance(first, exp.Column) and first.name == key and not first.table
+    except SqlglotError:
+        plain = False
+    return exp.to_identifier(key, quoted=not plain)
 
 
 def create_materialized_view(name: str, select: exp.Select, into: str | None = None) -> exp.Create:
