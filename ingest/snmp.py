@@ -21,6 +21,7 @@ import os
 import struct
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import pyarrow as pa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
@@ -98,6 +99,7 @@ def read_octets(data: bytes, pos: int, end: int) -> tuple[bytes, int]:
     return data[a:b], b
 
 
+@lru_cache(maxsize=65536)  # bounded; traps repeat the same OIDs, so most decodes are cache hits
 def decode_oid(raw: bytes) -> str:
     if not raw or raw[-1] & 0x80:
         raise BerError("bad OID")
