@@ -28,6 +28,24 @@ REPORT_STATUS = PKG.func("core", "report-status")
 log = logging.getLogger("pullchain")
 
 
+async def _log_nats_error(e: Exception) -> None:
+    event(log, "nats error", logging.WARNING, error=f"{type(e).__name__}: {e}")
+
+
+async def connect_nats(url: str, name: str, stop: asyncio.Event) -> Any:
+    """Connect, retrying while the server is down (nats-py does); None if ``stop`` is set first."""
+    connecting = asyncio.create_task(
+        nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5, name=name, error_cb=_log_nats_error)
+    )
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not connecting.done():
+        connecting.cancel()
+        return None
+    return connecting.result()
+
+
 def results_subject(tenant: str) -> str:
     """Where pollers queue their reports."""
     return f"serviceradar.{tenant}.checker.results"
@@ -140,13 +158,15 @@ class Poller:
         self.queue: QueuedClient | None = None
         self.stop_event = asyncio.Event()
 
-    async def connect(self) -> None:
-        self.nc = await nats.connect(
-            self.cfg["nats_url"], max_reconnect_attempts=-1, reconnect_time_wait=0.5, name=f"poller-{self.cfg['id']}"
-        )
+    async def connect(self) -> bool:
+        """Connect to the (edge) NATS server and make sure the stream exists. False if stopped first."""
+        self.nc = await connect_nats(self.cfg["nats_url"], f"poller-{self.cfg['id']}", self.stop_event)
+        if self.nc is None:
+            return False
         js = self.nc.jetstream()
         await ensure_stream(js, self.cfg["stream"], [f"serviceradar.{self.cfg['tenant']}.>"])
         self.queue = QueuedClient(js, self.cfg["tenant"], timeout=self.cfg["timeout"])
+        return True
 
     async def _poll_agent(self, addr: str, client: tcp.Client) -> dict[str, Any]:
         try:
@@ -181,7 +201,8 @@ class Poller:
 
     async def run(self) -> None:
         """Cycle until stopped; the cycle in progress finishes and its report is flushed."""
-        await self.connect()
+        if not await self.connect():
+            return
         try:
             while not self.stop_event.is_set():
                 await self.cycle()
@@ -204,7 +225,7 @@ class Core:
         self.nc: Any = None
         self.consumer: QueuedConsumer | None = None
         self.received = 0
-        self._stopped = False
+        self._stop = asyncio.Event()
 
     def report_status(self, report: dict[str, Any]) -> wrpc.Ok | wrpc.Err:
         try:
@@ -217,16 +238,16 @@ class Core:
         return wrpc.Ok()
 
     async def run(self) -> None:
-        self.nc = await nats.connect(
-            self.cfg["nats_url"], max_reconnect_attempts=-1, reconnect_time_wait=0.5, name="serviceradar-core"
-        )
+        self.nc = await connect_nats(self.cfg["nats_url"], "serviceradar-core", self._stop)
+        if self.nc is None:
+            return
         js = self.nc.jetstream()
         await ensure_stream(js, self.cfg["stream"], [f"serviceradar.{self.cfg['tenant']}.>"])
         self.consumer = QueuedConsumer(
             js, self.cfg["stream"], self.cfg["durable"], results_subject(self.cfg["tenant"]), batch=self.cfg["batch"]
         )
         self.consumer.register(REPORT_STATUS, self.report_status)
-        if self._stopped:  # a signal arrived while connecting
+        if self._stop.is_set():  # a signal arrived while connecting
             self.consumer.stop()
         try:
             await self.consumer.run()
@@ -235,6 +256,6 @@ class Core:
                 await self.nc.drain()
 
     def stop(self) -> None:
-        self._stopped = True
+        self._stop.set()
         if self.consumer is not None:
             self.consumer.stop()

@@ -311,11 +311,13 @@ class Server:
         group: str | None = None,
         timeout: float = 30.0,
         limits: Limits = DEFAULT_LIMITS,
+        max_inflight: int = 1024,
     ) -> None:
         self.nc = nc
         self.prefix = prefix
         self.group = group
         self.timeout = timeout
+        self.max_inflight = max_inflight
         self.limits = limits
         self._handlers: dict[str, tuple[Function, Handler]] = {}
         self._subs: list[Subscription] = []
@@ -365,6 +367,12 @@ class Server:
             log.warning("dropped invocation on %s: %s", msg.subject, "peer did not specify a reply subject")
             return
         func, handler = entry
+        if len(self._tasks) >= self.max_inflight:  # bounded work: refuse at once, the client sees EOF
+            self.stats["failed"] += 1
+            log.warning("refused invocation on %s: %d already in flight", msg.subject, len(self._tasks))
+            await self.nc.publish(msg.reply, b"", reply=self._inbox.prefix + ".refused")
+            await self.nc.publish(msg.reply + ".results", b"")
+            return
         incoming = _Incoming(Receiver(func.param_types, self.limits, "params"), "params")
         server_inbox = self._inbox.new(incoming.on)
         await self.nc.publish(msg.reply, b"", reply=server_inbox)  # handshake accept

@@ -203,3 +203,23 @@ def test_pull_chain_health_fails_when_the_daemon_is_down(tmp_path: Path) -> None
         assert code == 1 and out["status"] == "unhealthy" and "TransportError" in out["error"]
 
     run(main())
+
+
+def test_pull_poller_and_core_wait_for_nats_and_still_stop_cleanly(tmp_path: Path) -> None:
+    """With NATS away the daemons keep retrying (logged) and a SIGTERM still ends them with 0."""
+    url = f"nats://127.0.0.1:{free_port()}"
+    (tmp_path / "poller.toml").write_text(
+        f'[poller]\nid = "p"\ntenant = "t"\nnats_url = "{url}"\n[[agents]]\naddress = "127.0.0.1:{free_port()}"\n'
+    )
+    (tmp_path / "core.toml").write_text(f'[core]\ntenant = "t"\nnats_url = "{url}"\noutput = "{tmp_path}/o.jsonl"\n')
+
+    async def main() -> None:
+        for role in ("poller", "core"):
+            d = await Daemon(role, tmp_path / f"{role}.toml").start()
+            while not any(e["msg"] == "nats error" for e in d.events() if d.log.exists()):
+                assert d.proc is not None and d.proc.returncode is None, d.log.read_text()
+                await asyncio.sleep(0.05)
+            assert await d.stop() == 0
+            assert [e["msg"] for e in d.events() if e["logger"] == "pullchain"][-1] == "stopped"
+
+    run(main())
