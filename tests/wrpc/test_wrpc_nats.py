@@ -269,3 +269,28 @@ def test_wrpc_nats_server_rejects_bad_params_and_garbage(server: NatsServer) -> 
         await nc.close()
 
     run(main())
+
+
+def test_wrpc_nats_server_bounds_invocations_in_flight(server: NatsServer) -> None:
+    async def main() -> None:
+        release = asyncio.Event()
+
+        async def held() -> str:
+            await release.wait()
+            return "done"
+
+        nc = await nats.connect(server.url)
+        srv = wnats.Server(nc, prefix="bound", max_inflight=1)
+        srv.register(HELLO, held)
+        async with srv:
+            client = wnats.Client(nc, prefix="bound")
+            first = asyncio.create_task(client.invoke(HELLO))
+            while not srv._tasks:  # the first call is being served
+                await asyncio.sleep(0.01)
+            with pytest.raises(wrpc.IncompleteResults):
+                await client.invoke(HELLO)  # refused at once, not queued without bound
+            release.set()
+            assert await first == "done"
+        await nc.close()
+
+    run(main())
