@@ -294,3 +294,41 @@ def test_wrpc_nats_server_bounds_invocations_in_flight(server: NatsServer) -> No
         await nc.close()
 
     run(main())
+
+
+def test_wrpc_nats_server_survives_random_payloads(server: NatsServer) -> None:
+    import random
+
+    rng = random.Random(6)
+    payloads = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 60))) for _ in range(30)]
+
+    async def main() -> None:
+        nc = await nats.connect(server.url)
+        srv = wnats.Server(nc, prefix="fuzz", timeout=1.0)
+        srv.register(SYNC.func("with-record-list"), lambda n: [{"nested": {"foo": str(i)}} for i in range(n)])
+        subject = wnats.invocation_subject("fuzz", SYNC.func("with-record-list").instance, "with-record-list")
+        async with srv:
+            for p in payloads:
+                inbox = nc.new_inbox()
+                got: asyncio.Queue = asyncio.Queue()
+                sub = await nc.subscribe(inbox + ".>", cb=got.put)
+                hs = await nc.subscribe(inbox, cb=got.put)
+                await nc.publish(subject, p, reply=inbox)
+                first = await got.get()
+                await nc.publish(first.reply + ".params", b"")  # EOF after the garbage
+                results = b""
+                while True:  # every invocation ends with an EOF on results, value or not
+                    m = await got.get()
+                    if not m.data:
+                        break
+                    results += m.data
+                await sub.unsubscribe()
+                await hs.unsubscribe()
+            client = wnats.Client(nc, prefix="fuzz")
+            assert await client.invoke(SYNC.func("with-record-list"), 2) == [
+                {"nested": {"foo": "0"}},
+                {"nested": {"foo": "1"}},
+            ]
+        await nc.close()
+
+    run(main())

@@ -501,3 +501,22 @@ def test_wrpc_tcp_async_results_that_never_end_fail_after_async_timeout() -> Non
             srv.close()
 
     run(main())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200), st.integers(1, 50))
+def test_wrpc_frame_parser_random_bytes_any_chunking(raw: bytes, step: int) -> None:
+    whole: list | Exception
+    try:
+        whole = FrameParser(Limits(max_bytes=1000)).feed(raw)
+    except wrpc.WrpcError as e:
+        whole = e
+    p = FrameParser(Limits(max_bytes=1000))
+    got: list = []
+    try:
+        for i in range(0, len(raw), step):
+            got += p.feed(raw[i : i + step])
+    except wrpc.WrpcError as e:
+        assert isinstance(whole, Exception) and type(e) is type(whole)
+        return
+    assert got == whole
