@@ -8,6 +8,7 @@ Quick use::
     wrpc.decode("result<_, string>", b"\\x01\\x04boom")   # Err('boom')
 """
 
+from wrpc import wit
 from wrpc.codec import DEFAULT_LIMITS, IncrementalDecoder, Limits, decode, encode, encode_async
 from wrpc.errors import (
     DeadlineExceeded,
@@ -50,4 +51,5 @@ __all__ = [
     "encode",
     "encode_async",
     "parse_type",
+    "wit",
 ]

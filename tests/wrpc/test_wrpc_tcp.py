@@ -520,3 +520,21 @@ def test_wrpc_frame_parser_random_bytes_any_chunking(raw: bytes, step: int) -> N
         assert isinstance(whole, Exception) and type(e) is type(whole)
         return
     assert got == whole
+
+
+def test_wrpc_tcp_zero_results_accept_no_frame_and_empty_root_frame() -> None:
+    ping = wit.Function("x:y/z", "ping", (), None)
+
+    async def main() -> None:
+        for reply in (b"", H("00 00")):  # Rust sends nothing, Go and JS an empty root frame
+            captured: list[bytes] = []
+            srv = await raw_server(reply, captured)
+            async with srv:
+                assert await tcp.Client("127.0.0.1", srv.sockets[0].getsockname()[1]).invoke(ping) is None
+            assert captured == [H("00 05") + b"x:y/z" + H("04") + b"ping" + H("00 00")]
+        server = tcp.Server()
+        server.register(ping, lambda: None)
+        async with server:
+            assert await raw_call(server.port, H("00 05") + b"x:y/z" + H("04") + b"ping" + H("00 00")) == H("00 00")
+
+    run(main())
