@@ -232,6 +232,12 @@ GOLDEN = [
         "SELECT * FROM t EMIT STREAM PERIODIC 2s",
     ),
     ("select * from t emit timeout 5s", "SELECT * FROM t EMIT TIMEOUT 5s"),
+    # head clauses by spaces, TIMEOUT/LAST by AND, in the order of Proton's EMIT parser
+    (
+        "select * from t emit stream last 3s on proctime and timeout 2s and on update and periodic 1s",
+        "SELECT * FROM t EMIT STREAM PERIODIC 1s ON UPDATE AND TIMEOUT 2s AND LAST 3s ON PROCTIME",
+    ),
+    ("select * from t emit after watermark and on update", "SELECT * FROM t EMIT AFTER WINDOW CLOSE ON UPDATE"),
     ("select * from t emit last 1h on proctime", "SELECT * FROM t EMIT LAST 1h ON PROCTIME"),
     ("select * from t emit periodic 2s repeat", "SELECT * FROM t EMIT PERIODIC 2s REPEAT"),
     (
@@ -579,8 +585,33 @@ windows = st.one_of(
     st.builds(table, names),
 )
 
+
+@st.composite
+def combined_emits(draw: st.DrawFn) -> Emit:
+    """Any combination of EMIT clauses, set directly on the node."""
+    maybe = lambda strategy: draw(st.one_of(st.none(), strategy))  # noqa: E731 - local shorthand
+    after_close = draw(st.booleans())
+    periodic = maybe(intervals)
+    last = maybe(intervals)
+    emit = Emit(
+        mode=maybe(st.sampled_from(["STREAM", "CHANGELOG"]).map(exp.var)),
+        after_close=after_close or None,
+        delay=maybe(intervals) if after_close else None,
+        periodic=periodic,
+        repeat=(periodic is not None and draw(st.booleans())) or None,
+        on_update=draw(st.booleans()) or None,
+        timeout=maybe(intervals),
+        last=last,
+        proctime=(last is not None and draw(st.booleans())) or None,
+    )
+    if not any(emit.args.values()):
+        emit.set("on_update", True)
+    return emit
+
+
 emits = st.one_of(
     st.none(),
+    combined_emits(),
     st.builds(Emit.after_close, st.one_of(st.none(), intervals), st.one_of(st.none(), intervals)),
     st.builds(Emit.periodic, intervals, st.booleans()),
     st.just(Emit.on_update()),

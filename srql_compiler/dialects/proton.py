@@ -1098,40 +1098,28 @@ class ProtonGenerator(ClickHouseGenerator):
         return [emit_sql, *super().after_limit_modifiers(expression)]
 
     def emit_sql(self, expression: Emit) -> str:
-        parts: list[str] = []
-        head: list[str] = []
+        # Grammar order of the 1.6 parser (ParserEmitQuery.cpp), which 3.x keeps:
+        #   [STREAM|CHANGELOG] [AFTER ... [WITH DELAY i]] [PERIODIC i [REPEAT]] [ON UPDATE] {AND TIMEOUT i | AND LAST i}
+        # The head clauses are separated by spaces only; TIMEOUT and LAST are joined with AND.
         args = expression.args
-        if args.get("mode"):
-            head.append(self.sql(args["mode"]))
+        head: list[str] = []
         if args.get("after_close"):
-            part = self.EMIT_AFTER_CLOSE
-            if args.get("delay"):
-                part += f" WITH DELAY {self.sql(args['delay'])}"
-            parts.append(part)
+            delay = f" WITH DELAY {self.sql(args['delay'])}" if args.get("delay") else ""
+            head.append(f"{self.EMIT_AFTER_CLOSE}{delay}")
         if args.get("periodic"):
-            part = f"PERIODIC {self.sql(args['periodic'])}"
-            if args.get("repeat"):
-                part += " REPEAT"
-            parts.append(part)
+            head.append(f"PERIODIC {self.sql(args['periodic'])}{' REPEAT' if args.get('repeat') else ''}")
         if args.get("on_update"):
-            part = "ON UPDATE"
-            if args.get("batch"):
-                part += f" WITH BATCH {self.sql(args['batch'])}"
-            # ON UPDATE follows PERIODIC without AND (`EMIT PERIODIC 1s ON UPDATE`)
-            if parts and args.get("periodic") and not args.get("after_close"):
-                parts[-1] += f" {part}"
-            else:
-                parts.append(part)
+            batch = f" WITH BATCH {self.sql(args['batch'])}" if args.get("batch") else ""
+            head.append(f"ON UPDATE{batch}")
         if args.get("per_event"):
-            parts.append("PER EVENT")
+            head.append("PER EVENT")
+        tail: list[str] = []
         if args.get("timeout"):
-            parts.append(f"TIMEOUT {self.sql(args['timeout'])}")
+            tail.append(f"TIMEOUT {self.sql(args['timeout'])}")
         if args.get("last"):
-            part = f"LAST {self.sql(args['last'])}"
-            if args.get("proctime"):
-                part += " ON PROCTIME"
-            parts.append(part)
-        return " ".join([*head, " AND ".join(parts)]).strip()
+            tail.append(f"LAST {self.sql(args['last'])}{' ON PROCTIME' if args.get('proctime') else ''}")
+        policy = " AND ".join([" ".join(head), *tail] if head else tail)
+        return " ".join(part for part in (self.sql(expression, "mode"), policy) if part)
 
     def format_schema_sql(self, expression: FormatSchema) -> str:
         action = expression.args["action"]
