@@ -15,10 +15,15 @@ What differs from ClickHouse (see ``/work/shared/specs/proton.md`` §1 and ``doc
   that shorthand, others as ``INTERVAL n UNIT``;
 * ``EMIT`` is an ``Emit`` node under the ``"emit"`` arg of ``exp.Select``, printed after
   LIMIT/OFFSET and before SETTINGS; its after-window-close form is spelled per version;
-* ``PARTITION BY`` on SELECT (substreams) is the ``"partition_by"`` arg of ``exp.Select``;
+* ``PARTITION BY`` on SELECT (substreams) is the ``"partition_by"`` arg of ``exp.Select``
+  (``SHUFFLE BY``: ``"shuffle_by"``);
 * statements: ``CREATE [EXTERNAL|RANDOM] STREAM``, ``CREATE MATERIALIZED VIEW ... INTO t AS``,
   ``CREATE EXTERNAL TABLE ... SETTINGS``, ``DROP/ALTER/TRUNCATE/RENAME STREAM``, ``ASOF``/``LATEST``
-  joins, ``SUBSCRIBE TO``, ``UNSUBSCRIBE TO``, ``RECOVER FROM``, ``KILL QUERY``.
+  joins, ``SUBSCRIBE TO``, ``UNSUBSCRIBE TO``, ``RECOVER FROM``, ``KILL QUERY``, format schemas,
+  ``CREATE AGGREGATE|REMOTE FUNCTION``; also the JSON shortcut ``raw:a.b[1]``, session predicates
+  ``[start, end)``, map literals ``{'k': v}`` and comma-less ``VALUES (1) (2)``;
+* bare ``UNION`` is rejected (its meaning depends on the server's ``union_default_mode``);
+* input nested deeper than the Python stack ends in a sqlglot ``ParseError``/``SqlglotError``.
 
 Builders for the SRQL emitters (all return sqlglot expressions):
 
