@@ -22,6 +22,7 @@ from functools import cache
 from typing import Any
 
 from wrpc._fastdec import straight_line
+from wrpc._fastenc import straight_line_encoder
 from wrpc.errors import DecodeError, EncodeError, LimitExceeded
 from wrpc.types import (
     EnumT,
@@ -294,6 +295,13 @@ def _unwrap_option(v: Any, nested: bool) -> tuple[bool, Any]:
 @cache
 def encoder(t: Type) -> Enc:
     """Compile the fast encoder of an async-free type."""
+    if (
+        isinstance(t, RecordT)
+        or (isinstance(t, TupleT) and t.elems)
+        or (isinstance(t, ListT) and isinstance(t.elem, RecordT | TupleT))
+    ):
+        env = {"put_uleb": put_uleb, "EncodeError": EncodeError}
+        return straight_line_encoder(t, encoder, _field_getter, env)
     if isinstance(t, Prim):
         return _prim_encoder(t.name)
     if isinstance(t, ListT):

@@ -295,3 +295,32 @@ def test_wrpc_resumed_decoding_does_not_retain_memory() -> None:
     finally:
         tracemalloc.stop()
     assert grown < 64 * 1024, f"{grown} bytes retained by 60 decodes"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "msg"),
+    [
+        ("name", 5, "string needs a str"),
+        ("name", "\ud800", "surrogate"),
+        ("kind", "c", "not a case"),
+        ("kind", ["a"], "not a case"),
+        ("up", 1, "bool needs"),
+        ("n", -1, "out of range"),
+        ("n", 2**64, "out of range"),
+        ("n", "7", "needs an int"),
+        ("n", True, "needs an int"),
+        ("t", (1,), "2-tuple"),
+        ("t", (1, "x"), "f32 needs a number"),
+        ("note", 3, "string needs a str"),
+    ],
+)
+def test_wrpc_generated_record_list_encoder_rejects_bad_values(field: str, value: object, msg: str) -> None:
+    good = {"name": "a", "kind": "a", "up": True, "n": 2**40, "note": "x", "t": (1, 1.5)}
+    with pytest.raises(wrpc.EncodeError, match=msg):
+        wrpc.encode(REC, [good, {**good, field: value}])
+    missing = dict(good)
+    del missing[field]
+    with pytest.raises(wrpc.EncodeError, match=f"missing field '{field}'"):
+        wrpc.encode(REC, [missing])
+    with pytest.raises(wrpc.EncodeError, match="sequence"):
+        wrpc.encode(REC, good)
