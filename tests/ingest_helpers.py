@@ -92,10 +92,16 @@ def softflowd_export(pcap: Path, version: int | str, workdir: Path) -> list[byte
     )  # fmt: skip
     try:
         assert wait_for(ctl.exists, 10), "softflowd did not open its control socket"
-        # softflowd -r reads the file only once its poll loop wakes: a first command wakes it
-        subprocess.run([ctl_bin, "-c", str(ctl), "statistics"], capture_output=True, timeout=10)
-        time.sleep(0.3)
-        subprocess.run([ctl_bin, "-c", str(ctl), "shutdown"], capture_output=True, timeout=10, check=True)
+        # softflowd -r reads the pcap only when its poll loop wakes up (a control command wakes it),
+        # then exports everything and exits at the end of the file ("Shutting down after pcap EOF").
+        # Keep waking it until it has gone; `shutdown` (which also exports everything) is the fallback.
+        def gone() -> bool:
+            if proc.poll() is None:
+                subprocess.run([ctl_bin, "-c", str(ctl), "statistics"], capture_output=True, timeout=10)
+            return proc.poll() is not None
+
+        if not wait_for(gone, 15, 0.1):
+            subprocess.run([ctl_bin, "-c", str(ctl), "shutdown"], capture_output=True, timeout=10)
         assert proc.wait(10) == 0
     finally:
         if proc.poll() is None:
@@ -117,10 +123,13 @@ def nfdump_decode(datagrams: list[bytes], workdir: Path) -> list[dict]:
     capdir = workdir / "nfcap"
     capdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    proc = subprocess.Popen(["nfcapd", "-w", str(capdir), "-p", str(port), "-b", "127.0.0.1", "-t", "60"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    log_path = workdir / "nfcapd.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(["nfcapd", "-w", str(capdir), "-p", str(port), "-b", "127.0.0.1", "-t", "60"],
+                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     try:
-        time.sleep(0.4)  # nfcapd binds within a few ms; it has no readiness signal
+        # nfcapd logs "Startup nfcapd." once its socket is bound
+        assert wait_for(lambda: "Startup" in log_path.read_text(), 10), log_path.read_text()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             for d in datagrams:
                 s.sendto(d, ("127.0.0.1", port))
@@ -174,6 +183,18 @@ class Rsyslog:
         self.log = open(workdir / "rsyslogd.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(["rsyslogd", "-n", "-f", str(self.conf), "-i", str(workdir / "pid")],
                                      stdout=self.log, stderr=subprocess.STDOUT)  # fmt: skip
+
+    def wait_tcp(self, port: int, timeout: float = 10.0) -> None:
+        """Wait until rsyslogd accepts TCP on ``port`` (its inputs are bound together at start-up)."""
+
+        def accepting() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                return True
+            except OSError:
+                return False
+
+        assert wait_for(accepting, timeout), f"rsyslogd is not listening on {port}"
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -192,3 +192,22 @@ def test_v5_sampling_from_header_is_applied() -> None:
     plain = pa.Table.from_batches(NetflowDecoder().decode([Packet(V5, "192.0.2.1", 1, 0)], Counters()).batches)
     assert rows.column("bytes").to_pylist() == [b * 10 for b in plain.column("bytes").to_pylist()]
     assert set(rows.column("sampling_interval").to_pylist()) == {10}
+
+
+def test_ipv6_udp_listener_and_exporter_address() -> None:
+    async def go() -> pa.Table:
+        sink = MemorySink()
+        col = Collector(NetflowDecoder(), sink, RuntimeOptions(flush_ms=20))
+        port = await col.listen_udp("::1", 0)
+        col.start()
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.sendto(V5, ("::1", port))
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if col.counters.total("packets"):
+                break
+        await col.stop()
+        return sink.table()
+
+    table = asyncio.run(go())
+    assert table.num_rows == 6 and set(table.column("exporter").to_pylist()) == {"::1"}

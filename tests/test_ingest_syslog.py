@@ -13,7 +13,6 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 
 import pyarrow as pa
 import pytest
@@ -104,7 +103,7 @@ input(type="imtcp" address="127.0.0.1" port="{rport}" ruleset="out")
 """)  # fmt: skip
     ours = CollectorThread(SyslogDecoder(), SyslogFramer, udp=True, tcp=True)
     try:
-        time.sleep(0.5)  # rsyslogd binds its inputs right after start-up; it has no readiness signal
+        ref.wait_tcp(rport)
         udp_relay = Relay([("127.0.0.1", ours.ports["udp"]), ("127.0.0.1", rport)], socket.SOCK_DGRAM)
         tcp_relay = Relay([("127.0.0.1", ours.ports["tcp"]), ("127.0.0.1", rport)], socket.SOCK_STREAM)
         for args in UDP_MESSAGES:
