@@ -102,7 +102,7 @@ class _Inbox:
     async def ensure(self) -> None:
         async with self._lock:
             if self.sub is None:
-                self.sub = await self.nc.subscribe(self.prefix + ".>", cb=self._on_msg, pending_bytes_limit=-1)
+                self.sub = await self.nc.subscribe(self.prefix + ".>", cb=self._on_msg)
                 await self.nc.flush()
 
     def new(self, route: Callable[[str, Msg], None]) -> str:

@@ -334,7 +334,7 @@ class Server:
         self._tasks.add(task)
         peer = writer.get_extra_info("peername")
         try:
-            async with self._slots, asyncio.timeout(self.timeout):
+            async with asyncio.timeout(self.timeout), self._slots:  # waiting for a slot counts too
                 await self._serve_one(reader, writer)
             self.stats["ok"] += 1
         except TimeoutError:
