@@ -119,12 +119,15 @@ class Repl:
             if compiled.plan.statement == "stream":
                 self.runner.run_stream(query)
             else:
-                result = self.runner.run_history(query)
-                self.console.print(arrow_table(result))
+                self.console.print(arrow_table(self.runner.run_history(query)))
         except EngineUnavailable as exc:
             if not self.state.show_sql:
                 self.print_sql(compiled.sql)
             self._note_once(str(exc))
+        except SRQLError as err:  # the history store compiles for its own dialect, which may refuse
+            self.console.print(Text(str(err), style="bold red"), soft_wrap=True)
+        except Exception as exc:  # a failing store or engine must not end the session
+            self.console.print(Text(f"the query failed: {type(exc).__name__}: {exc}", style="red"), soft_wrap=True)
 
     def print_sql(self, sql: str) -> None:
         """The SQL, highlighted, never wrapped or padded (so it can be copied as is)."""
@@ -287,7 +290,24 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--history", help="history file (default $SRQL_HISTORY or ~/.srql_history)")
     parser.add_argument("--show-sql", action="store_true", help="print the compiled SQL of every query")
     parser.add_argument("--compile-only", action="store_true", help="never run queries, only show their SQL")
+    parser.add_argument("--data-dir", type=Path, help="history: the chdb store in DIR/chdb (as 'srql demo "
+                        "--data-dir DIR' writes it; default ~/.serviceradar/chdb)")
+    parser.add_argument("--clickhouse-url", help="history: a ClickHouse server URL instead of chdb")
+    parser.add_argument("--devices", type=int, default=50, help="simulated routers for STREAM queries")
+    parser.add_argument("--speed", type=float, default=1.0, help="STREAM event time per wall time (default 1)")
     return parser
+
+
+def make_runner(args: argparse.Namespace, console: Console) -> QueryRunner:
+    """The runner the options ask for."""
+    if args.compile_only:
+        return CompileOnlyRunner(console)
+    return QueryRunner(
+        console,
+        history_path=args.data_dir / "chdb" if args.data_dir else None,
+        history_url=args.clickhouse_url,
+        live_options={"devices": args.devices, "speed": args.speed},
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,19 +315,22 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console()
     state = ReplState(target=args.target, proton_version=args.proton_version, show_sql=args.show_sql)
-    runner = CompileOnlyRunner(console) if args.compile_only else QueryRunner(console)
+    runner = make_runner(args, console)
     repl = Repl(console, runner, state)
     session = make_session(state, history_path(args.history))
     console.print("[bold]srql[/bold] — SRQL to SQL. \\help for commands, Ctrl-D to leave.")
-    while True:
-        try:
-            text = session.prompt()
-        except KeyboardInterrupt:
-            continue  # Ctrl-C clears the line, as in a shell
-        except EOFError:
-            break
-        if not repl.execute(text):
-            break
+    try:
+        while True:
+            try:
+                text = session.prompt()
+            except KeyboardInterrupt:
+                continue  # Ctrl-C clears the line, as in a shell
+            except EOFError:
+                break
+            if not repl.execute(text):
+                break
+    finally:
+        runner.close()
     return 0
 
 

@@ -8,7 +8,13 @@ called directly, and is compared whole.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -380,3 +386,71 @@ def test_the_repl_answers_any_input_without_raising(text: str) -> None:
     keep_going = Repl(console, CompileOnlyRunner(console)).execute(text)
     assert keep_going or text.strip().split()[0] in ("\\quit", "\\q", "\\exit")
     assert "internal compiler error" not in console.file.getvalue()
+
+
+# -- execution: the real embedded engine and the real history store ----------------------------------
+
+BRUTE_FORCE = (
+    "STREAM logs WHERE message CONTAINS 'Failed password' GROUP BY device WINDOW 1m HAVING login_attempts >= 5"
+)
+
+
+def test_stream_runs_live_on_the_embedded_engine() -> None:
+    """STREAM goes to streams.live.run_live: simulators → engine → a results table (3 steps of 1 minute)."""
+    from srql_compiler.repl import Repl
+
+    console = Console(file=io.StringIO(), width=120)
+    live_options = {"devices": 5, "step_ms": 60_000, "speed": 1e9, "max_steps": 3}
+    Repl(console, QueryRunner(console, live_options=live_options)).execute(BRUTE_FORCE)
+    out = console.file.getvalue()
+    assert "window_start" in out and "login_attempts" in out
+    assert re.search(r"\b[1-9]\d* result rows · 0 late events", out), out
+    assert out.rstrip().endswith("stopped")
+    assert "SELECT" not in out  # it ran: no SQL shown instead
+
+
+def test_show_runs_over_the_chdb_history(tmp_path: Path) -> None:
+    """SHOW/COUNT go to the ClickHouse history (real chdb, in a child process: one chdb directory per process)."""
+    env = {**os.environ, "COLUMNS": "120"}
+    proc = subprocess.run([sys.executable, __file__, str(tmp_path)], capture_output=True, text=True, timeout=240,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.splitlines()[-1])
+    out = result["out"]
+    count = pa.table({"count": pa.array([result["count"]], pa.uint64())})
+    groups = pa.table({"device": [d for d, _ in result["groups"]],
+                       "count": pa.array([n for _, n in result["groups"]], pa.uint64())})
+    for table in (count, groups):
+        rendered = io.StringIO()
+        Console(file=rendered, width=120).print(arrow_table(table))
+        assert rendered.getvalue() in out
+    assert len(result["groups"]) > 1 and "SELECT" not in out
+
+
+def _history_scenario(root: Path) -> dict:
+    """In a child process: simulated syslog into chdb, then the REPL (``--data-dir``) queries it."""
+    import time
+
+    import pyarrow.compute as pc
+
+    from streams.simulate import Simulator
+    from streams.sinks.clickhouse import ClickHouseSink
+
+    # Recent event times: the history tables have a 90-day TTL, so older simulated rows would expire.
+    sim = Simulator(devices=4, seed=1, start_ms=int(time.time() * 1000) - 180_000)
+    logs = sim.syslog(sim.now_ms, sim.now_ms + 120_000)
+    ClickHouseSink(path=root / "chdb").insert("logs", logs)
+    warn = logs.filter(pc.less_equal(logs["severity"], 4))
+    groups = warn.group_by("device").aggregate([("device", "count")]).sort_by("device")
+    keys = f"COUNT logs{ENTER}SHOW logs WHERE severity <= 4 GROUP BY device ORDER BY device{ENTER}\x04"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), create_pipe_input() as pipe, \
+            create_app_session(input=pipe, output=DummyOutput()):
+        pipe.send_text(keys)
+        main(["--data-dir", str(root), "--history", str(root / "history")])
+    return {"out": out.getvalue(), "count": logs.num_rows,
+            "groups": list(zip(groups["device"].to_pylist(), groups["device_count"].to_pylist(), strict=True))}
+
+
+if __name__ == "__main__":
+    print(json.dumps(_history_scenario(Path(sys.argv[1]))))
