@@ -1,0 +1,5 @@
+import sys
+
+from fabric.cli import receiver_main
+
+sys.exit(receiver_main())
