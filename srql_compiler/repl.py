@@ -284,7 +284,7 @@ def make_session(state: ReplState, history_file: Path) -> PromptSession[str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="srql", description="The SRQL REPL.")
+    parser = argparse.ArgumentParser(prog="srql repl", description="The SRQL REPL.")
     parser.add_argument("--target", choices=TARGETS, default="proton", help="SQL dialect shown")
     parser.add_argument("--proton-version", choices=PROTON_VERSIONS, default="3", help="Proton version")
     parser.add_argument("--history", help="history file (default $SRQL_HISTORY or ~/.srql_history)")
