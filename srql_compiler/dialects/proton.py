@@ -901,6 +901,7 @@ class ProtonParser(ClickHouseParser):
 # --------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
 def _snake_case(name: str) -> str:
     """``toDayOfMonth`` -> ``to_day_of_month``, ``JSONExtractRaw`` -> ``json_extract_raw``."""
     name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
