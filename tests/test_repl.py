@@ -15,9 +15,12 @@ import os
 import re
 import subprocess
 import sys
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,12 +32,16 @@ from prompt_toolkit.output import DummyOutput
 from rich.console import Console
 
 import srql_compiler
+from srql_compiler import plan as p
 from srql_compiler.errors import SRQLError
-from srql_compiler.repl import main, split_statements
+from srql_compiler.repl import Repl, main, split_statements
 from srql_compiler.repl_completer import SRQLCompleter
 from srql_compiler.repl_lexer import SRQLLexer, statement_is_complete, tokenize
 from srql_compiler.repl_render import arrow_table, plan_tree
-from srql_compiler.repl_runner import EngineUnavailable, QueryRunner
+from srql_compiler.repl_runner import CompileOnlyRunner, EngineUnavailable, QueryRunner
+from streams.catalog import CATALOG
+from streams.simulate import Simulator
+from streams.sinks.clickhouse import ClickHouseSink
 
 BANNER = "srql — SRQL to SQL. \\help for commands, Ctrl-D to leave.\n"
 COMPILE_ONLY_NOTE = "(execution is off (--compile-only); showing the compiled SQL)\n"
@@ -321,11 +328,6 @@ def test_runner_explains_a_missing_engine(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_plan_tree_shows_every_clause() -> None:
     """A plan built by hand from the plan contract (no compiler involved), rendered whole."""
-    from datetime import timedelta
-
-    from srql_compiler import plan as p
-    from streams.catalog import CATALOG
-
     logs = CATALOG["logs"]
     device = p.Col("device", "logs", logs.field("device").type)
     message = p.Col("message", "logs", logs.field("message").type)
@@ -379,9 +381,6 @@ _PIECES = [*"SHOWstrEAM logs WHERE=<>!'();,.-5m\n\\ _aGROUPBY", "STREAM ", "SHOW
 @given(st.lists(st.sampled_from(_PIECES), max_size=30).map("".join))
 def test_the_repl_answers_any_input_without_raising(text: str) -> None:
     """Garbage in: the REPL prints a diagnostic or a note, never raises (and never quits unless asked)."""
-    from srql_compiler.repl import Repl
-    from srql_compiler.repl_runner import CompileOnlyRunner
-
     console = Console(file=io.StringIO(), width=100)
     keep_going = Repl(console, CompileOnlyRunner(console)).execute(text)
     assert keep_going or text.strip().split()[0] in ("\\quit", "\\q", "\\exit")
@@ -397,8 +396,6 @@ BRUTE_FORCE = (
 
 def test_stream_runs_live_on_the_embedded_engine() -> None:
     """STREAM goes to streams.live.run_live: simulators → engine → a results table (3 steps of 1 minute)."""
-    from srql_compiler.repl import Repl
-
     console = Console(file=io.StringIO(), width=120)
     live_options = {"devices": 5, "step_ms": 60_000, "speed": 1e9, "max_steps": 3}
     Repl(console, QueryRunner(console, live_options=live_options)).execute(BRUTE_FORCE)
@@ -429,13 +426,6 @@ def test_show_runs_over_the_chdb_history(tmp_path: Path) -> None:
 
 def _history_scenario(root: Path) -> dict:
     """In a child process: simulated syslog into chdb, then the REPL (``--data-dir``) queries it."""
-    import time
-
-    import pyarrow.compute as pc
-
-    from streams.simulate import Simulator
-    from streams.sinks.clickhouse import ClickHouseSink
-
     # Recent event times: the history tables have a 90-day TTL, so older simulated rows would expire.
     sim = Simulator(devices=4, seed=1, start_ms=int(time.time() * 1000) - 180_000)
     logs = sim.syslog(sim.now_ms, sim.now_ms + 120_000)
@@ -454,3 +444,10 @@ def _history_scenario(root: Path) -> dict:
 
 if __name__ == "__main__":
     print(json.dumps(_history_scenario(Path(sys.argv[1]))))
+
+
+def test_the_diagnostic_is_red_on_a_colour_terminal() -> None:
+    console = Console(file=io.StringIO(), width=120, force_terminal=True, color_system="standard")
+    Repl(console, CompileOnlyRunner(console)).execute("STREAM logs WHERE devcie = 'r1'")
+    out = console.file.getvalue()
+    assert "\x1b[1;31mline 1, column 19: unknown field 'devcie'" in out  # bold red
