@@ -274,7 +274,9 @@ def _strings(buf: bytearray, pos: int, n: int, limits: Limits) -> tuple[pa.Array
     try:
         items = reader.read_strings(n)
     except EOFError:
-        raise NeedMore(0) from None
+        # the compiled reader stops with its position past the end by about what the cut string lacks:
+        # a hint that makes a declared 1 GiB string fail the size limit at once instead of being awaited
+        raise NeedMore(max(0, reader.position - len(buf))) from None
     end = reader.position
     if end - pos > limits.max_block_bytes:
         raise ProtocolError(LIMIT_EXCEEDED, "string column larger than the block limit")
