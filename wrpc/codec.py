@@ -971,6 +971,7 @@ def _stream_head(t: StreamT, limits: Limits) -> Inc:
 
     def g(r: Reader, path: Path, ctx: DecodeContext) -> Gen:
         s: Stream = Stream()
+        s.of_bytes = t.inner == Prim("u8")
         items = yield from chunk(r, path, ctx, 0)
         if items is None:
             ctx.pending.append((path, t, s))

@@ -176,6 +176,7 @@ class Stream(Generic[T]):
         self._exc: BaseException | None = None
         self._waiter: asyncio.Future[Any] | None = None
         self._closed_waiters: list[asyncio.Future[Any]] = []
+        self.of_bytes = False  # set by the decoder for stream<u8>: read_all() then gives bytes
 
     async def chunks_to_send(self):
         """Iterate the chunks to send (sync or async source)."""
@@ -238,7 +239,7 @@ class Stream(Generic[T]):
     async def read_all(self) -> Any:
         """All remaining chunks joined: ``bytes`` for ``stream<u8>``, else a list."""
         parts = [c async for c in self]
-        if parts and isinstance(parts[0], bytes | bytearray):
+        if self.of_bytes or (parts and isinstance(parts[0], bytes | bytearray)):
             return b"".join(parts)
         return [x for c in parts for x in c]
 
