@@ -262,26 +262,49 @@ class NetflowDecoder:
               export_ms: int, uptime_ms: int | None, now: int, groups: dict,
               counters: Counters) -> int:  # fmt: skip
         dom = self._domain(exporter, version, domain)
+        templates = dom.templates
         records = 0
+        meta = (exporter, version, export_ms, uptime_ms)
+        fast_meta = None
+        unpack = _SET_HEADER.unpack_from
         while pos + 4 <= end:
-            set_id, set_len = struct.unpack_from(">HH", data, pos)
+            set_id, set_len = unpack(data, pos)
             if set_len < 4 or pos + set_len > end:
                 raise ValueError("set length beyond packet")
-            body = data[pos + 4 : pos + set_len]
+            start = pos + 4
             pos += set_len
-            if set_id in (0, 2) and (version == 9) == (set_id == 0):
-                self._templates(body, version, dom, now, False, exporter, groups, counters)
-            elif set_id in (1, 3) and (version == 9) == (set_id == 1):
-                self._templates(body, version, dom, now, True, exporter, groups, counters)
-            elif set_id >= 256:
-                meta = (exporter, version, export_ms, uptime_ms)
-                t = dom.templates.get(set_id)
-                if t is None:
-                    self._hold(dom, set_id, body, meta, now, exporter, counters)
+            if set_id >= 256:
+                t = templates.get(set_id)
+                if t is not None and not (t.options or t.variable):
+                    # hot path: a fixed-layout data set is only sliced here; decoding happens in bulk
+                    n = (set_len - 4) // t.record_len  # the remainder is padding
+                    if n:
+                        if fast_meta is None:
+                            fast_meta = self._meta(meta, dom)
+                        g = groups.get(t)
+                        if g is None:
+                            g = groups[t] = _Group(t)
+                        g.chunks.append(data[start : start + n * t.record_len])
+                        g.counts.append(n)
+                        g.meta.append(fast_meta)
+                        records += n
+                elif t is None:
+                    self._hold(dom, set_id, data[start:pos], meta, now, exporter, counters)
                 else:
-                    records += self._data(t, body, meta, dom, groups)
+                    records += self._data(t, data[start:pos], meta, dom, groups)
+            elif set_id in (0, 2) and (version == 9) == (set_id == 0):
+                self._templates(data[start:pos], version, dom, now, False, exporter, groups, counters)
+            elif set_id in (1, 3) and (version == 9) == (set_id == 1):
+                self._templates(data[start:pos], version, dom, now, True, exporter, groups, counters)
             # set ids 4..255 are reserved: skipped by length
         return records
+
+    def _meta(self, meta: tuple, dom: DomainState) -> tuple:
+        """(exporter, version, export ms, sys uptime or -1, system init or -1, sampling) of a data set."""
+        exporter, version, export_ms, uptime_ms = meta
+        boot_ms = dom.sys_init_ms if dom.sys_init_ms is not None else -1
+        sampling = self.options.sampling_interval or dom.sampling
+        return (exporter, version, export_ms, -1 if uptime_ms is None else uptime_ms, boot_ms, sampling)
 
     def _templates(self, body: bytes, version: int, dom: DomainState, now: int, options: bool,
                    exporter: str, groups: dict, counters: Counters) -> None:  # fmt: skip
@@ -364,10 +387,7 @@ class NetflowDecoder:
         if t.options:
             self._options_data(t, body, dom)
             return 0
-        sampling = self.options.sampling_interval or dom.sampling
-        exporter, version, export_ms, uptime_ms = meta
-        boot_ms = dom.sys_init_ms if dom.sys_init_ms is not None else -1
-        meta5 = (exporter, version, export_ms, -1 if uptime_ms is None else uptime_ms, boot_ms, sampling)
+        meta5 = self._meta(meta, dom)
         if not t.variable:
             n = len(body) // t.record_len  # the remainder is padding
             if n:
@@ -416,10 +436,12 @@ class NetflowDecoder:
         if n == 0:
             return None
         counts = np.asarray(g.counts)
-        exporters, versions, export_ms, uptime_ms, boot_ms, sampling = zip(*g.meta, strict=True)
-        export = np.repeat(np.asarray(export_ms, np.int64), counts)
-        uptime = np.repeat(np.asarray(uptime_ms, np.int64), counts)
-        boot = np.repeat(np.asarray(boot_ms, np.int64), counts)
+        # a template belongs to one exporter domain: exporter and version are the same for the group
+        exporter, version = g.meta[0][0], g.meta[0][1]
+        _, _, export_ms, uptime_ms, boot_ms, sampling = zip(*g.meta, strict=True)
+        export = _per_record(export_ms, counts, n)
+        uptime = _per_record(uptime_ms, counts, n)
+        boot = _per_record(boot_ms, counts, n)
         names = arr.dtype.names or ()
 
         def col(ie: int, alt: int | None = None) -> np.ndarray | None:
@@ -434,14 +456,13 @@ class NetflowDecoder:
             return np.zeros(n, dtype) if c is None else c.astype(dtype)
 
         end_ms, start_ms = _times(arr, names, export, uptime, boot)
-        interval = np.repeat(np.asarray(sampling, np.int64), counts)
+        interval = np.maximum(_per_record(sampling, counts, n), 1)
         rec_interval = col(IE_SAMPLING, IE_SAMPLING_PKT)
         if rec_interval is not None:
             interval = np.where(rec_interval > 0, rec_interval.astype(np.int64), interval)
-        interval = np.maximum(interval, 1)
         nbytes = zeros_or(IE_BYTES, np.uint64, IE_TOTAL_BYTES)
         npkts = zeros_or(IE_PACKETS, np.uint64, IE_TOTAL_PACKETS)
-        if self.options.apply_sampling:
+        if self.options.apply_sampling and (interval > 1).any():
             nbytes = nbytes * interval.astype(np.uint64)
             npkts = npkts * interval.astype(np.uint64)
         sport = zeros_or(IE_SPORT, np.uint16)
@@ -451,12 +472,9 @@ class NetflowDecoder:
             dport = np.where(dport == 0, icmp.astype(np.uint16), dport)
         proto = zeros_or(IE_PROTO, np.uint8)
         app = _application(arr, names, g.app_names, proto, sport, dport)
-        exp_names = pa.array(list(dict.fromkeys(exporters)), pa.string())
-        index = {e: i for i, e in enumerate(exp_names.to_pylist())}
-        exp_idx = np.repeat(np.asarray([index[e] for e in exporters], np.int32), counts)
         columns = {
-            "timestamp": pa.array(end_ms, pa.timestamp("ms", tz="UTC")),
-            "exporter": exp_names.take(pa.array(exp_idx)),
+            "timestamp": pa.array(end_ms).view(_TS),
+            "exporter": pa.repeat(pa.scalar(exporter, pa.string()), n),
             "src_ip": _addr(arr, names, IE_SRC4, IE_SRC6, n),
             "dst_ip": _addr(arr, names, IE_DST4, IE_DST6, n),
             "src_port": sport,
@@ -471,13 +489,25 @@ class NetflowDecoder:
             "in_if": zeros_or(IE_IN_IF, np.uint32),
             "out_if": zeros_or(IE_OUT_IF, np.uint32),
             "next_hop": _next_hop(arr, names, n),
-            "flow_start": pa.array(start_ms, pa.timestamp("ms", tz="UTC")),
+            "flow_start": pa.array(start_ms).view(_TS),
             "sampling_interval": interval.astype(np.uint32),
             "application": app,
-            "version": np.repeat(np.asarray(versions, np.uint16), counts),
+            "version": np.full(n, version, np.uint16),
         }
         return pa.RecordBatch.from_arrays([pa.array(columns[f.name], f.type) if isinstance(
             columns[f.name], np.ndarray) else columns[f.name] for f in SCHEMA], schema=SCHEMA)  # fmt: skip
+
+
+_TS = pa.timestamp("ms", tz="UTC")
+_SET_HEADER = struct.Struct(">HH")
+
+
+def _per_record(values: tuple, counts: np.ndarray, n: int) -> np.ndarray:
+    """Per-flowset values spread over the flowset's records (one fill when all are equal)."""
+    first = values[0]
+    if all(v == first for v in values):
+        return np.full(n, first, np.int64)
+    return np.repeat(np.asarray(values, np.int64), counts)
 
 
 def _walk_variable(t: Template, body: bytes) -> tuple[list[bytes], list[str | None]]:
