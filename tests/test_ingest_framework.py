@@ -110,19 +110,16 @@ def test_proton_sink_unreachable_is_a_clear_error() -> None:
         ProtonSink("http://127.0.0.1:1", "x", CATALOG["netflow"].arrow_schema())
 
 
-def test_engine_sink_pushes_record_batches_per_entity() -> None:
-    class RecordingEngine:  # stand-in: only the push(entity, batch) contract is exercised here
-        def __init__(self) -> None:
-            self.pushed: list[tuple[str, pa.RecordBatch]] = []
+def test_engine_sink_feeds_the_embedded_engine() -> None:
+    from streams import Engine
 
-        def push(self, entity: str, batch: pa.RecordBatch) -> None:
-            self.pushed.append((entity, batch))
-
-    engine = RecordingEngine()
+    engine, results = Engine(), []
+    engine.register("STREAM flows WHERE protocol = 6", callback=lambda q, t: results.append(t))
     batch = NetflowDecoder().decode([Packet(V5, "192.0.2.1", 1, 0)], Counters()).batches[0]
     EngineSink("netflow", engine).write(pa.Table.from_batches([batch, batch]))
-    assert [(e, b.num_rows) for e, b in engine.pushed] == [("netflow", 6), ("netflow", 6)]
-    assert all(isinstance(b, pa.RecordBatch) for _, b in engine.pushed)
+    rows = pa.concat_tables(results).to_pylist()
+    assert len(rows) == 4 and {r["protocol"] for r in rows} == {6}  # the TCP flows, from both batches
+    assert {(r["src_ip"], r["dst_port"]) for r in rows} == {("10.0.0.1", 80), ("10.0.0.2", 40000)}
 
 
 def test_config_full_and_errors(tmp_path: Path) -> None:
