@@ -50,7 +50,7 @@ class QueryRunner:
         self._inventory: pa.Table | None = None
         self._join_state: dict[str, list[_Chunk]] = {"left": [], "right": []}
         self._batch_no = 0
-        self._args: list[P.Expr | None] = [a.arg for a in plan.aggregates]
+        self._needed = _columns_read(plan) if plan.is_aggregate else None
 
     # ------------------------------------------------------------------------------------------
     # public API
@@ -163,6 +163,8 @@ class QueryRunner:
     def _push_side(self, side: str, table: pa.Table) -> list[pa.Table]:
         src = self.plan.source if side == "left" else self.plan.join.right  # type: ignore[union-attr]
         work = _rename(table, src.alias)
+        if self._needed is not None:  # carry only the columns the query reads (filters copy every column)
+            work = work.select([c for c in work.column_names if c in self._needed])
         if side == "right" and self.plan.join.kind == "lookup":  # type: ignore[union-attr]
             self._update_inventory(work, src)
             return []
@@ -530,6 +532,28 @@ class QueryRunner:
 
 # ----------------------------------------------------------------------------------------------
 # helpers
+
+
+def _columns_read(plan: P.Plan) -> set[str]:
+    """Working-table names of every field the plan reads (plus the sources' event times)."""
+    found: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, P.Col):
+            found.add(col_name(node))
+        elif isinstance(node, tuple | list):
+            for item in node:
+                walk(item)
+        elif hasattr(node, "__dataclass_fields__") and not isinstance(node, P.Source):
+            for name in node.__dataclass_fields__:
+                walk(getattr(node, name))
+
+    walk(plan)
+    for src in (plan.source, plan.join.right if plan.join else None):
+        if src is not None:
+            found.add(f"{src.alias}.{src.event_time}")
+            found.update(f"{src.alias}.{k}" for k in src.keys)
+    return found
 
 
 def _matches(src: P.Source, entity: str) -> bool:
