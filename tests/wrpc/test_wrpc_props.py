@@ -34,7 +34,7 @@ INT_BOUNDS = {
     "s64": (-(2**63), 2**63 - 1),
 }
 NAMES = st.from_regex(r"\A[a-z][a-z0-9]{0,5}(-[a-z][a-z0-9]{0,3})?\Z")
-SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def unique_names(min_size: int = 1, max_size: int = 5) -> st.SearchStrategy[list[str]]:
@@ -163,7 +163,7 @@ def test_wrpc_byte_by_byte_feeding_is_never_complete_early(tv: tuple[Type, objec
     assert dec.done
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(wit_types, st.binary(max_size=64))
 def test_wrpc_random_bytes_never_crash(t: Type, raw: bytes) -> None:
     with contextlib.suppress(wrpc.DecodeError):
