@@ -26,7 +26,8 @@ from ingest.config import Config, ConfigError, load_config, parse_hostport
 from ingest.sinks import EngineSink, ParquetSink, ProtonSink, Sink, SinkError
 from streams.catalog import CATALOG
 
-# protocol → (module, catalog entity, config section, transports of a bare --listen HOST:PORT)
+# protocol (also its config section) → (module, catalog entity, transports of a bare --listen HOST:PORT).
+# A new collector registers here; its module exposes OPTIONS (a dataclass) and build(options).
 PROTOCOLS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "netflow": ("ingest.netflow", "netflow", ("udp",)),
     "syslog": ("ingest.syslog", "logs", ("udp", "tcp")),
@@ -138,8 +139,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def configure(args: argparse.Namespace) -> Config:
     """Config file first, then the flags on top."""
     module = importlib.import_module(PROTOCOLS[args.protocol][0])
-    section = {"netflow": "netflow", "syslog": "syslog", "traps": "traps"}[args.protocol]
-    cfg = load_config(args.config, section, module.OPTIONS)
+    cfg = load_config(args.config, args.protocol, module.OPTIONS, tuple(PROTOCOLS))
     for spec in args.listen:
         scheme, sep, rest = spec.partition("://")
         transports: tuple[str, ...] = (scheme,) if sep else PROTOCOLS[args.protocol][2]

@@ -90,8 +90,16 @@ def parse_hostport(text: str, where: str = "listen") -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def load_config(path: str | None, protocol_section: str, protocol_options: type) -> Config:
-    """Read and validate a TOML file (or just the defaults when ``path`` is None)."""
+PROTOCOL_SECTIONS: tuple[str, ...] = ("netflow", "syslog", "traps")  # ingest.cli.PROTOCOLS passes its own
+
+
+def load_config(path: str | None, protocol_section: str, protocol_options: type,
+                protocol_sections: tuple[str, ...] = PROTOCOL_SECTIONS) -> Config:  # fmt: skip
+    """Read and validate a TOML file (or just the defaults when ``path`` is None).
+
+    ``protocol_section`` is this collector's section (filled into ``protocol_options``); the other
+    ``protocol_sections`` are known but refused, so a file meant for another collector fails loudly.
+    """
     raw: dict[str, Any] = {}
     if path:
         try:
@@ -101,7 +109,7 @@ def load_config(path: str | None, protocol_section: str, protocol_options: type)
             raise ConfigError(f"cannot read config {path!r}: {e}") from e
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: invalid TOML: {e}") from e
-    known = {"listen", "tls", "output", "batch", "health", "netflow", "syslog", "traps"}
+    known = {"listen", "tls", "output", "batch", "health", *protocol_sections, protocol_section}
     for k in raw:
         if k not in known:
             raise ConfigError(f"unknown section [{k}] (known: {', '.join(sorted(known))})")
@@ -122,7 +130,7 @@ def load_config(path: str | None, protocol_section: str, protocol_options: type)
         setattr(cfg.runtime, _BATCH_KEYS[k], v)
     cfg.health = fill_dataclass(HealthOptions, raw.get("health", {}), "health")
     cfg.protocol = fill_dataclass(protocol_options, raw.get(protocol_section, {}), protocol_section)
-    for other in ("netflow", "syslog", "traps"):
+    for other in protocol_sections:
         if other != protocol_section and other in raw:
             raise ConfigError(f"section [{other}] does not apply to the {protocol_section} collector")
     return cfg

@@ -13,6 +13,7 @@ import socket
 import ssl
 import subprocess
 import threading
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -235,3 +236,45 @@ def test_rfc3164_year_rollover_and_single_digit_days() -> None:
     assert rows[0]["timestamp"] == dt.datetime(2026, 12, 31, 23, 59, 58, tzinfo=dt.UTC)
     assert rows[1]["timestamp"] == dt.datetime(2027, 1, 1, 0, 0, 29, tzinfo=dt.UTC)
     assert rows[2]["message"] == "x"  # an impossible date still yields the message (time: arithmetic)
+
+
+def test_cli_tls_listener_health_and_sigterm_flush(tmp_path: Path) -> None:
+    import json
+    import signal
+    import sys
+    import urllib.request
+
+    import pyarrow.parquet as pq
+
+    certs = make_tls_certs(tmp_path / "tls")
+    tls_port, health_port = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_STREAM)
+    cfg = tmp_path / "syslog.toml"
+    cfg.write_text(f'[listen]\ntls = ["127.0.0.1:{tls_port}"]\n'
+                   f'[tls]\ncert = "{certs["cert"]}"\nkey = "{certs["key"]}"\n'
+                   f'[health]\nlisten = "127.0.0.1:{health_port}"\n[batch]\nflush_ms = 60000\n')  # fmt: skip
+    out = tmp_path / "logs.parquet"
+    argv = [sys.executable, "-m", "ingest.cli", "syslog", "--config", str(cfg), "--output", str(out)]
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    try:
+        assert '"listening"' in proc.stderr.readline()
+        ctx = ssl.create_default_context(cafile=str(certs["ca"]))
+        with socket.create_connection(("127.0.0.1", tls_port), 5) as raw, ctx.wrap_socket(
+            raw, server_hostname="localhost"
+        ) as s:
+            s.sendall(b"34 <13>1 - tlshost app - - - over tls\n<14>lf framed too\n")
+        health: dict = {}
+
+        def received() -> bool:
+            health.update(json.load(urllib.request.urlopen(f"http://127.0.0.1:{health_port}/", timeout=2)))
+            return health["rows_buffered"] == 2
+
+        assert wait_for(received, 10), health
+        assert health["exporters"]["127.0.0.1"]["records"] == 2
+        assert health["rows_flushed"] == 0 and health["listening"] == [f"tls://127.0.0.1:{tls_port}"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    rows = pq.read_table(out).to_pylist()
+    assert [(r["device"], r["message"]) for r in rows] == [("tlshost", "over tls"), ("127.0.0.1", "lf framed too")]
