@@ -70,6 +70,11 @@ def compile(
         tree = emitter.select()
     except RecursionError:
         raise SRQLError("query nests too deeply", query if isinstance(query, str) else "") from None
+    except SRQLError as err:
+        if err.query or not isinstance(query, str):
+            raise
+        # an emitter's error about the whole query (a target that cannot run it): show the query
+        raise SRQLError(err.message, query, 1, 1, length=len(query.splitlines()[0])) from None
     warnings = list(plan.warnings)
     if plan.statement == "stream" and target != "proton":
         warnings.append(f"STREAM compiled for {target}: it runs once over stored data, not continuously")

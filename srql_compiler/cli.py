@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "repl":  # the REPL has options of its own; argparse.REMAINDER drops leading '-' ones
+        from srql_compiler.repl import main as repl_main
+
+        return repl_main(argv[1:])
     args = _parser().parse_args(argv)
     if args.command in (None, "repl"):
         from srql_compiler.repl import main as repl_main

@@ -70,7 +70,7 @@ class SQLEmitter:
         sel = sel.from_(source, copy=False)
         if p.join is not None:
             sel = self.add_join(sel, p.join)
-        where = self._outer_where()
+        where = _and([w for w in (self._outer_where(), self.window_filter()) if w is not None])
         if where is not None:
             sel = sel.where(where, copy=False)
         if p.is_aggregate and p.statement != "count":
@@ -94,6 +94,10 @@ class SQLEmitter:
 
     def _outer_where(self) -> exp.Expression | None:
         return _and(self._filters()[1])
+
+    def window_filter(self) -> exp.Expression | None:
+        """An extra condition the window needs (a hop row must lie inside its window)."""
+        return None
 
     def _latest_source(self, source: exp.Expression) -> exp.Expression:
         inner = exp.select(exp.Star(), copy=False).from_(source, copy=False)
@@ -501,7 +505,111 @@ class ProtonEmitter(ClickHouseLikeEmitter):
         return pd.Emit.on_update()
 
 
-class ClickHouseEmitter(ClickHouseLikeEmitter):
+class BatchWindows(SQLEmitter):
+    """Hop and session windows over stored data, with the embedded engine's exact rules
+    (``streams/engine/windows.py``): hop windows ``[k*step, k*step + size)`` from the epoch; a session
+    per group starts after a silence of ``gap`` or more, or at each multiple of 5 x gap since the epoch
+    (Proton's default maximum length), and spans ``[first event, last event]``.
+    """
+
+    def table_source(self) -> exp.Expression:
+        raise NotImplementedError
+
+    def bucket(self, ts: exp.Expression, size: timedelta) -> exp.Expression:
+        raise NotImplementedError
+
+    def ms_interval(self, n: exp.Expression) -> exp.Expression:
+        raise NotImplementedError
+
+    def epoch_ms(self, ts: exp.Expression) -> exp.Expression:
+        raise NotImplementedError
+
+    def explode(self, n: int) -> exp.Expression:
+        raise NotImplementedError
+
+    def int_div(self, a: exp.Expression, b: exp.Expression) -> exp.Expression:
+        return exp.IntDiv(this=a, expression=b)
+
+    def previous(self, ts: exp.Expression, window: exp.Window) -> exp.Expression:
+        raise NotImplementedError
+
+    def _ts(self) -> exp.Expression:
+        return self.event_time(self.plan.source.alias, self.plan.source.event_time)
+
+    def from_clause(self) -> exp.Expression:
+        src = self.table_source()
+        w = self.plan.window
+        if w is None or w.kind == "tumble":
+            return src
+        if w.kind == "hop":
+            assert w.step is not None
+            n = -(-_ms(w.size) // _ms(w.step))  # ceil: how many hop windows can hold one event
+            hops = exp.select(exp.Star(), exp.alias_(self.explode(n), "_hop", copy=False), copy=False)
+            return hops.from_(src, copy=False).subquery(copy=False)
+        return self._sessions(src, w).subquery(copy=False)
+
+    def _sessions(self, src: exp.Expression, w: P.Window) -> exp.Select:
+        ts = self._ts()
+        keys = [self.expr(c) for c in self.plan.group_by]
+        order = exp.Order(expressions=[exp.Ordered(this=ts.copy())])
+        prev = self.previous(ts.copy(), exp.Window(this=exp.Null(), partition_by=[k.copy() for k in keys] or None,
+                                                   order=order.copy()))
+        gap, slot = exp.Literal.number(_ms(w.size)), exp.Literal.number(5 * _ms(w.size))
+        quiet = exp.GTE(this=exp.Sub(this=self.epoch_ms(ts.copy()), expression=self.epoch_ms(prev.copy())),
+                        expression=gap)
+        new_slot = exp.NEQ(this=self.int_div(self.epoch_ms(ts.copy()), slot),
+                           expression=self.int_div(self.epoch_ms(prev.copy()), slot.copy()))
+        starts = exp.or_(exp.Is(this=prev.copy(), expression=exp.Null()), quiet, new_slot, copy=False)
+        flag = exp.Case(ifs=[exp.If(this=starts, true=exp.Literal.number(1))], default=exp.Literal.number(0))
+        marked = exp.select(exp.Star(), exp.alias_(flag, "_new", copy=False), copy=False).from_(src, copy=False)
+        where = SQLEmitter._outer_where(self)
+        if where is not None:
+            marked = marked.where(where, copy=False)
+        running = exp.Window(this=exp.Sum(this=exp.column("_new")), partition_by=keys or None, order=order,
+                             spec=exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING"))
+        numbered = exp.select(exp.Star(), exp.alias_(running, "_session", copy=False), copy=False)
+        return numbered.from_(marked.subquery(copy=False), copy=False)
+
+    def _outer_where(self) -> exp.Expression | None:
+        if self.plan.window is not None and self.plan.window.kind == "session":
+            return None  # applied inside the session subquery, before the sessions form
+        return super()._outer_where()
+
+    def window_columns(self) -> list[exp.Expression]:
+        w = self.plan.window
+        assert w is not None
+        ts = self._ts()
+        if w.kind == "session":
+            start, end = exp.Min(this=ts), exp.Max(this=ts.copy())
+        else:
+            start = self.bucket(ts, w.size if w.kind == "tumble" else w.step)  # type: ignore[arg-type]
+            if w.kind == "hop":
+                step = exp.Mul(this=exp.column("_hop"), expression=exp.Literal.number(_ms(w.step)))  # type: ignore[arg-type]
+                start = exp.Sub(this=start, expression=self.ms_interval(step))
+            end = exp.Add(this=start.copy(), expression=self.interval(w.size))
+        return [exp.alias_(start, "window_start", copy=False), exp.alias_(end, "window_end", copy=False)]
+
+    def window_group_keys(self) -> list[exp.Expression]:
+        w = self.plan.window
+        if w is not None and w.kind == "session":
+            return [exp.column("_session")]
+        return super().window_group_keys()
+
+    def window_start_expr(self) -> exp.Expression:
+        w = self.plan.window
+        if w is not None and w.kind == "session":
+            return exp.column("window_start")
+        return super().window_start_expr()
+
+    def window_filter(self) -> exp.Expression | None:
+        w = self.plan.window
+        if w is None or w.kind != "hop":
+            return None
+        end = exp.Add(this=self.window_start_expr(), expression=self.interval(w.size))
+        return exp.LT(this=self._ts(), expression=end)
+
+
+class ClickHouseEmitter(BatchWindows, ClickHouseLikeEmitter):
     """ClickHouse SQL over the history tables (batch)."""
 
     name = "clickhouse"
@@ -541,28 +649,38 @@ class ClickHouseEmitter(ClickHouseLikeEmitter):
         return exp.ParameterizedAgg(this="quantileExactInclusive", expressions=[exp.Literal.number(q)],
                                     params=[arg])
 
-    def from_clause(self) -> exp.Expression:
-        p = self.plan
-        if p.window is not None and p.window.kind != "tumble":
-            raise self.unsupported(f"a {p.window.kind} window over history")
-        t = exp.to_table(p.source.stream)
-        return t.as_(p.source.alias, copy=False) if self.qualify else t
+    def table_source(self) -> exp.Expression:
+        t = exp.to_table(self.plan.source.stream)
+        return t.as_(self.plan.source.alias, copy=False) if self.qualify else t
 
-    def window_columns(self) -> list[exp.Expression]:
-        p = self.plan
-        assert p.window is not None
-        ts = self.event_time(p.source.alias, p.source.event_time)
+    def bucket(self, ts: exp.Expression, size: timedelta) -> exp.Expression:
         # toStartOfInterval yields DateTime for whole seconds; keep window bounds DateTime64(3, 'UTC') like the data.
-        bucket = self.fn("toStartOfInterval", ts, self.interval(p.window.size))
-        start = self.fn("toDateTime64", bucket, exp.Literal.number(3), exp.Literal.string("UTC"))
-        end = exp.Add(this=start.copy(), expression=self.interval(p.window.size))
-        return [exp.alias_(start, "window_start", copy=False), exp.alias_(end, "window_end", copy=False)]
+        start = self.fn("toStartOfInterval", ts, self.interval(size))
+        return self.fn("toDateTime64", start, exp.Literal.number(3), exp.Literal.string("UTC"))
+
+    def ms_interval(self, n: exp.Expression) -> exp.Expression:
+        return self.fn("toIntervalMillisecond", n)
+
+    def epoch_ms(self, ts: exp.Expression) -> exp.Expression:
+        return self.fn("toUnixTimestamp64Milli", ts)
+
+    def explode(self, n: int) -> exp.Expression:
+        return self.fn("arrayJoin", self.fn("range", exp.Literal.number(n)))
+
+    def int_div(self, a: exp.Expression, b: exp.Expression) -> exp.Expression:
+        return self.fn("intDiv", a, b)
+
+    def previous(self, ts: exp.Expression, window: exp.Window) -> exp.Expression:
+        # lagInFrame sees only its frame: the previous row is the frame's first row.
+        window.set("spec", exp.WindowSpec(kind="ROWS", start="1", start_side="PRECEDING", end="CURRENT ROW"))
+        return window.__class__(this=self.fn("lagInFrame", self.fn("toNullable", ts)), **{
+            k: v for k, v in window.args.items() if k != "this"})
 
     def add_join(self, sel: exp.Select, j: P.Join) -> exp.Select:
         raise self.unsupported("JOIN over history (use STREAM on Proton or the embedded engine)")
 
 
-class DuckDBEmitter(SQLEmitter):
+class DuckDBEmitter(BatchWindows):
     """DuckDB SQL over the Parquet archive (or DuckDB tables made from the same DDL)."""
 
     name = "duckdb"
@@ -617,10 +735,8 @@ class DuckDBEmitter(SQLEmitter):
         rng = exp.Between(this=value, low=exp.Literal.number(lo), high=exp.Literal.number(hi))
         return exp.Paren(this=exp.and_(guard, rng, copy=False))
 
-    def from_clause(self) -> exp.Expression:
+    def table_source(self) -> exp.Expression:
         p = self.plan
-        if p.window is not None and p.window.kind != "tumble":
-            raise self.unsupported(f"a {p.window.kind} window over the archive")
         if self.archive:
             path = f"{self.archive.rstrip('/')}/{p.source.stream}/**/*.parquet"
             src: exp.Expression = exp.Table(this=exp.Anonymous(this="read_parquet", expressions=[
@@ -629,14 +745,23 @@ class DuckDBEmitter(SQLEmitter):
             src = exp.to_table(p.source.stream)
         return src.as_(p.source.alias, copy=False) if self.qualify else src
 
-    def window_columns(self) -> list[exp.Expression]:
-        p = self.plan
-        assert p.window is not None
-        ts = self.event_time(p.source.alias, p.source.event_time)
+    def bucket(self, ts: exp.Expression, size: timedelta) -> exp.Expression:
         origin = exp.Cast(this=exp.Literal.string("1970-01-01"), to=exp.DataType.build("TIMESTAMP"))
-        start = exp.Anonymous(this="time_bucket", expressions=[self.interval(p.window.size), ts, origin])
-        end = exp.Add(this=start.copy(), expression=self.interval(p.window.size))
-        return [exp.alias_(start, "window_start", copy=False), exp.alias_(end, "window_end", copy=False)]
+        return exp.Anonymous(this="time_bucket", expressions=[self.interval(size), ts, origin])
+
+    def ms_interval(self, n: exp.Expression) -> exp.Expression:
+        return exp.Anonymous(this="to_milliseconds", expressions=[n])
+
+    def epoch_ms(self, ts: exp.Expression) -> exp.Expression:
+        return exp.Anonymous(this="epoch_ms", expressions=[ts])
+
+    def explode(self, n: int) -> exp.Expression:
+        return exp.Anonymous(this="unnest", expressions=[exp.Anonymous(this="range", expressions=[
+            exp.Literal.number(n)])])
+
+    def previous(self, ts: exp.Expression, window: exp.Window) -> exp.Expression:
+        window.set("this", exp.Anonymous(this="lag", expressions=[ts]))
+        return window
 
     def aggregate(self, a: P.Aggregate) -> exp.Expression:
         arg = self.expr(a.arg) if a.arg is not None else None

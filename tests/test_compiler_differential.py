@@ -48,6 +48,7 @@ logs = st.fixed_dictionaries({
     "message": st.sampled_from(MESSAGES),
 })
 
+WINDOWS = ["5m", "10m", "1h", "90s", "10m HOP 4m", "1h HOP 20m", "5m SESSION", "20m SESSION"]
 FLOW_CONDS = [
     "bytes > {n}", "bytes <= {n}", "protocol = 6", "application = '{app}'", "application IN ('ssh', 'dns')",
     "src_ip IN '10.0.0.0/8'", "dst_ip IN ('192.168.0.0/16', '172.16.0.0/12')", "dst_port NOT IN (22, 443)",
@@ -88,7 +89,7 @@ def show_queries(draw) -> tuple[str, str]:
         q += f" GROUP BY {', '.join(group)}"
         windowed = draw(st.booleans())
         if windowed:
-            q += f" WINDOW {draw(st.sampled_from(['5m', '10m', '1h', '90s']))}"
+            q += " WINDOW " + draw(st.sampled_from(WINDOWS))
         m = draw(st.sampled_from(measures))
         if draw(st.booleans()):
             q += f" HAVING {m} >= {draw(st.integers(0, 3))}"
@@ -202,3 +203,30 @@ def test_clickhouse_and_duckdb_agree(engines, data) -> None:
     assert a == b, f"{query}\nclickhouse: {ch}\nduckdb: {dk}"
     if entity == "netflow" and query.startswith("COUNT") and "WHERE" not in query:
         assert a == [(len(rows),)]
+
+
+def _at(minutes: float) -> datetime:
+    return BASE + timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize("target", ["clickhouse", "duckdb"])
+def test_hop_and_session_windows_over_history_known_rows(engines, target: str) -> None:
+    """Hand-computed windows: the same rules as the embedded engine (streams/engine/windows.py)."""
+    sess, duck = engines
+    rows = [{"timestamp": _at(m), "device": "r1", "severity": 3, "facility": 1, "app_name": "sshd",
+             "message": "Failed password for root"} for m in (0, 2, 10, 31)]
+    _load(sess, duck, "logs", rows)
+    run = (lambda sql: _rows_ch(sess, sql)) if target == "clickhouse" else (lambda sql: _rows_duck(duck, sql))
+
+    def ms(minutes: float) -> int:
+        return round(_at(minutes).timestamp() * 1000)
+
+    # sessions of 5m: a silence of 5m or more starts a new one; [first, last] per session
+    got = run(srql_compiler.compile("SHOW logs GROUP BY device WINDOW 5m SESSION", target).sql)
+    assert sorted(got) == [(ms(0), ms(2), "r1", 2), (ms(10), ms(10), "r1", 1), (ms(31), ms(31), "r1", 1)]
+    # hop windows of 10m every 5m, aligned on the epoch (BASE is 12:00, a multiple of 5m)
+    got = run(srql_compiler.compile("SHOW logs GROUP BY device WINDOW 10m HOP 5m", target).sql)
+    assert sorted(got) == [
+        (ms(-5), ms(5), "r1", 2), (ms(0), ms(10), "r1", 2), (ms(5), ms(15), "r1", 1), (ms(10), ms(20), "r1", 1),
+        (ms(25), ms(35), "r1", 1), (ms(30), ms(40), "r1", 1),
+    ]
