@@ -11,6 +11,8 @@ from typing import Any
 
 from wrpc_nats_helpers import NatsServer, free_port
 
+import wrpc
+
 BIN = Path(sys.executable).parent
 GUARD = 80.0
 
@@ -223,3 +225,76 @@ def test_pull_poller_and_core_wait_for_nats_and_still_stop_cleanly(tmp_path: Pat
             assert [e["msg"] for e in d.events() if e["logger"] == "pullchain"][-1] == "stopped"
 
     run(main())
+
+
+def test_pull_poller_keeps_every_report_across_a_nats_outage(tmp_path: Path) -> None:
+    """The poller keeps polling while NATS is down; its backlog and Nats-Msg-Id make the stream
+    end up with every cycle exactly once."""
+    import nats as nats_py
+
+    from pullchain import daemons
+    from pullchain.config import Config
+
+    srv = NatsServer(tmp_path).start()
+
+    async def main() -> None:
+        checker = daemons.checker_server(
+            Config(
+                "c",
+                {"listen": "127.0.0.1:0", "timeout": 10.0},
+                [{"name": "h", "type": "host-metrics", "disk_path": "/"}],
+            )
+        )
+        await checker.start()
+        agent = daemons.agent_server(
+            Config(
+                "a",
+                {"id": "a1", "listen": "127.0.0.1:0", "timeout": 10.0},
+                [{"address": f"127.0.0.1:{checker.port}", "timeout": 5.0}],
+            )
+        )
+        await agent.start()
+        poller = daemons.Poller(
+            Config(
+                "p",
+                {"id": "p1", "tenant": "t", "interval": 0.05, "nats_url": srv.url, "stream": "SR_T", "timeout": 1.0},
+                [{"address": f"127.0.0.1:{agent.port}", "timeout": 5.0}],
+            )
+        )
+        task = asyncio.create_task(poller.run())
+        while poller.nc is None:
+            await asyncio.sleep(0.02)
+        first = poller.seq
+        while poller.seq < first + 3:
+            await asyncio.sleep(0.02)
+        srv.stop()  # the cloud (here: the only server) goes away
+        while not poller.pending:  # cycles go on and pile up in the backlog
+            await asyncio.sleep(0.02)
+        srv.start()
+        while poller.pending or poller.seq < first + 10:
+            assert not task.done()
+            await asyncio.sleep(0.02)
+        poller.stop_event.set()
+        await task
+        nc = await nats_py.connect(srv.url)
+        js = nc.jetstream()
+        psub = await js.pull_subscribe("serviceradar.t.checker.results", durable="check", stream="SR_T")
+        seqs = []
+        while True:
+            try:
+                msgs = await psub.fetch(100, timeout=1)
+            except nats_py.errors.TimeoutError:
+                break
+            for m in msgs:
+                seqs.append(wrpc.decode(daemons.REPORT_STATUS.param_types, m.data)[0]["seq"])
+                await m.ack()
+        await nc.close()
+        await agent.close()
+        await checker.close()
+        assert seqs == list(range(seqs[0], poller.seq + 1)), "lost or duplicated reports"
+        assert len(seqs) >= 10
+
+    try:
+        run(main())
+    finally:
+        srv.stop()
