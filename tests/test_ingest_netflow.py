@@ -223,3 +223,16 @@ def test_cli_rejects_bad_config(tmp_path: Path) -> None:
                           "--config", str(cfg), "--output", str(tmp_path / "x.parquet")],
                          capture_output=True, text=True, timeout=30)  # fmt: skip
     assert res.returncode == 2 and "netflow.template_ttl_s must be float" in res.stderr
+
+
+def test_templates_expire_after_their_lifetime(exports: dict) -> None:
+    grams = exports[9][0]
+    dec, counters = NetflowDecoder(NetflowOptions(template_ttl_s=60)), Counters()
+    first = dec.decode([Packet(grams[0], "192.0.2.9", 2055, 1_000)], counters)
+    assert sum(b.num_rows for b in first.batches) == 7
+    dec.housekeeping(1_000 + 30_000, counters)  # within the lifetime: kept
+    assert all(d.templates for d in dec.domains.values())
+    dec.housekeeping(1_000 + 61_000, counters)  # past it: forgotten
+    assert all(not d.templates for d in dec.domains.values())
+    data_only = grams[0][:20] + b"".join(s for s in _flowsets(grams[0][20:]) if s[:2] >= b"\x01\x00")
+    assert not dec.decode([Packet(data_only, "192.0.2.9", 2055, 62_000)], counters).batches  # held, not decoded
