@@ -324,3 +324,38 @@ def test_wrpc_generated_record_list_encoder_rejects_bad_values(field: str, value
         wrpc.encode(REC, [missing])
     with pytest.raises(wrpc.EncodeError, match="sequence"):
         wrpc.encode(REC, good)
+
+
+def test_wrpc_future_and_stream_sub_stream_bytes_as_sent() -> None:
+    """§1.3 rows for async values: the inline byte and the sub-stream bytes the sender writes."""
+    import asyncio
+
+    from wrpc.session import Sender
+    from wrpc.types import TupleT
+
+    class Collect:
+        def __init__(self) -> None:
+            self.by_path: dict[tuple[int, ...], bytes] = {}
+
+        async def write(self, path: tuple[int, ...], data: bytes) -> None:
+            self.by_path[path] = self.by_path.get(path, b"") + data
+
+        async def end(self, path: tuple[int, ...]) -> None:
+            pass
+
+        async def close(self) -> None:
+            pass
+
+    async def sent(wit: str, value: object) -> dict:
+        out = Collect()
+        await Sender(out).send(TupleT((parse_type(wit),)), (value,))
+        return out.by_path
+
+    async def main() -> None:
+        assert await sent("future<string>", wrpc.Future("hi")) == {(): H("00"), (0,): H("02 68 69")}
+        assert await sent("stream<u64>", wrpc.Stream([[1, 2, 3]])) == {(): H("00"), (0,): H("03 01 02 03 00")}
+        assert await sent("stream<u8>", wrpc.Stream([b"\x01\x02\x03"])) == {(): H("00"), (0,): H("03 01 02 03 00")}
+        # empty chunks are never sent: an empty chunk would read as the end marker
+        assert await sent("stream<u8>", wrpc.Stream([b"", b"\x01", b""])) == {(): H("00"), (0,): H("01 01 00")}
+
+    asyncio.run(main())
