@@ -71,7 +71,7 @@ def compile(
     except RecursionError:
         raise SRQLError("query nests too deeply", query if isinstance(query, str) else "") from None
     except SRQLError as err:
-        if err.query or not isinstance(query, str):
+        if err.query or not isinstance(query, str) or not query.strip():
             raise
         # an emitter's error about the whole query (a target that cannot run it): show the query
         raise SRQLError(err.message, query, 1, 1, length=len(query.splitlines()[0])) from None
