@@ -135,3 +135,12 @@ def test_deep_nesting_compiles_or_is_an_error_not_a_crash(depth: int) -> None:
 def test_non_string_input() -> None:
     with pytest.raises(srql_compiler.SRQLError):
         srql_compiler.compile(42)  # type: ignore[arg-type]
+
+
+def test_a_target_that_cannot_run_the_query_says_so_under_the_query() -> None:
+    query = "STREAM netflow JOIN logs ON src_ip = device WITHIN 5m GROUP BY src_ip WINDOW 5m"
+    with pytest.raises(srql_compiler.SRQLError) as info:
+        srql_compiler.compile(query, "clickhouse")
+    lines = str(info.value).splitlines()
+    assert "JOIN over history" in lines[0] and "clickhouse" in lines[0]
+    assert lines[1] == "  " + query
