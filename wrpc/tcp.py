@@ -25,6 +25,7 @@ from typing import Any
 from wrpc.codec import DEFAULT_LIMITS, Limits, _Short, put_uleb, read_u32
 from wrpc.errors import (
     DeadlineExceeded,
+    DecodeError,
     IncompleteResults,
     LimitExceeded,
     ProtocolError,
@@ -352,23 +353,16 @@ class Server:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _read_header(self, reader: asyncio.StreamReader) -> tuple[str, str]:
-        ver = await reader.readexactly(1)
-        if ver[0] != PROTOCOL_VERSION:
-            raise ProtocolError(f"unsupported protocol version {ver[0]}")
-        return await _read_name(reader), await _read_name(reader)
-
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            instance, name = await self._read_header(reader)
-        except asyncio.IncompleteReadError:
-            raise ProtocolError("connection ended inside the invocation header") from None
+        instance, name, rest_of_chunk = await _read_header(reader)
         entry = self._handlers.get((instance, name))
         if entry is None:
             raise UnknownFunction(f"no handler for {instance!r} function {name!r}")
         func, handler = entry
         recv = Receiver(func.param_types, self.limits, "params")
         parser = FrameParser(self.limits)
+        for path, chunk in parser.feed(rest_of_chunk):  # frames that came with the header
+            recv.feed(path, chunk)
         eof = await _pump(reader, parser, recv, until_root=True)
         # async params keep arriving while the handler runs; otherwise only the FIN is left
         rest = None
@@ -396,19 +390,38 @@ def _done_future() -> asyncio.Future:
     return fut
 
 
-async def _read_name(reader: asyncio.StreamReader) -> str:
-    n = shift = 0
-    for _ in range(5):
-        b = (await reader.readexactly(1))[0]
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            break
-    else:
-        raise ProtocolError("name length LEB128 is longer than 5 bytes")
-    if n > MAX_NAME:
-        raise ProtocolError(f"name of {n} bytes exceeds {MAX_NAME}")
-    try:
-        return (await reader.readexactly(n)).decode("utf-8")
-    except UnicodeDecodeError:
-        raise ProtocolError("instance or function name is not UTF-8") from None
+async def _read_header(reader: asyncio.StreamReader) -> tuple[str, str, bytes]:
+    """Version byte, instance and function; also returns the bytes read past the header."""
+    buf = bytearray()
+    while True:
+        try:
+            instance, name, end = _parse_header(buf)
+            return instance, name, bytes(buf[end:])
+        except _Short:
+            data = await reader.read(READ_SIZE)
+            if not data:
+                raise ProtocolError("connection ended inside the invocation header") from None
+            buf += data
+
+
+def _parse_header(buf: bytearray) -> tuple[str, str, int]:
+    if not buf:
+        raise _Short
+    if buf[0] != PROTOCOL_VERSION:
+        raise ProtocolError(f"unsupported protocol version {buf[0]}")
+    pos, names = 1, []
+    for _ in range(2):
+        try:
+            n, pos = read_u32(buf, pos)
+        except DecodeError as e:
+            raise ProtocolError(f"bad name length: {e}") from None
+        if n > MAX_NAME:
+            raise ProtocolError(f"name of {n} bytes exceeds {MAX_NAME}")
+        if pos + n > len(buf):
+            raise _Short
+        try:
+            names.append(buf[pos : pos + n].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ProtocolError("instance or function name is not UTF-8") from None
+        pos += n
+    return names[0], names[1], pos
