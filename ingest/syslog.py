@@ -143,9 +143,10 @@ def parse_lines(lines: list[bytes], src_idx: np.ndarray, sources: list[str], rec
     """Parse syslog messages (one per element of ``lines``) into ``logs`` record batches."""
     options = options or SyslogOptions()
     data = b"".join(lines)
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:  # rare: repair only then, line by line, so slices stay valid UTF-8
+    try:  # Arrow's (SIMD) UTF-8 validation of the whole chunk at once
+        pa.Array.from_buffers(pa.large_string(), 1, [None, pa.py_buffer(np.array([0, len(data)], np.int64)),
+                                                     pa.py_buffer(data)]).validate(full=True)  # fmt: skip
+    except pa.ArrowInvalid:  # rare: repair only then, line by line, so slices stay valid UTF-8
         lines = [ln.decode("utf-8", "replace").encode() for ln in lines]
         data = b"".join(lines)
         lens = None
@@ -305,8 +306,10 @@ class _Ctx:
         message = f["msg"]
         host = pc.if_else(pc.greater(pc.utf8_length(pc.fill_null(f["host"], "")), 0), f["host"], source_ip)
         sd = f["sd"]
-        trace = pc.extract_regex(pc.fill_null(sd, ""), r'(?i)trace_?id="(?P<t>[^"]*)"').field("t") if (
-            sd.null_count < n) else pa.nulls(n, pa.string())  # fmt: skip
+        trace = pa.nulls(n, pa.string())
+        if sd.null_count < n and pc.any(pc.match_substring(sd, "trace", ignore_case=True)).as_py():
+            # the regex runs only when some structured data mentions a trace id at all
+            trace = pc.extract_regex(pc.fill_null(sd, ""), r'(?i)trace_?id="(?P<t>[^"]*)"').field("t")
         cols = {
             "timestamp": pc.coalesce(ts, recv),
             "device": host,
