@@ -11,6 +11,10 @@ and memory never grows past the bound. For stream transports a read of many fram
 capped by ``max_frame`` bytes per frame. Under overload the kernel receive buffer (``rcvbuf``) absorbs
 bursts first, then packets are dropped, newest first.
 
+When the sink fails (a Proton server gone away) the rows are kept and retried at the next flush,
+up to ``sink_retry_batches × batch_rows`` rows; older rows beyond that are dropped and counted as
+``drop_sink_failed`` under the exporter name ``sink``.
+
 Shutdown (:meth:`Collector.stop`, SIGTERM in the CLI) closes the listeners, decodes everything still
 queued, flushes the accumulator to the sink and closes the sink: no accepted packet is lost.
 """
@@ -30,7 +34,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from ingest.core import MALFORMED, OVERSIZED, QUEUE_FULL, Counters, Decoder, Packet
+from ingest.core import MALFORMED, OVERSIZED, QUEUE_FULL, SINK_FAILED, Counters, Decoder, Packet
 from ingest.sinks import Sink
 
 log = logging.getLogger("ingest")
@@ -46,6 +50,7 @@ class RuntimeOptions:
     decode_chunk: int = 4096  # packets handed to the decoder at once
     rcvbuf: int = 32 * 1024 * 1024  # SO_RCVBUF requested for UDP sockets (the kernel may cap it)
     max_frame: int = 1024 * 1024  # largest stream frame accepted (bytes)
+    sink_retry_batches: int = 4  # rows kept for retry while the sink fails, in units of batch_rows
 
 
 class FramingError(ValueError):
@@ -141,6 +146,7 @@ class Collector:
         self._worker: asyncio.Task | None = None
         self._stopping = False
         self.rows_flushed = 0
+        self.sink_errors = 0
         self.bound: list[tuple[str, str, int]] = []  # (transport, host, port) actually bound
 
     # ---- listeners -------------------------------------------------------------------------------
@@ -207,7 +213,13 @@ class Collector:
         while self._queue:
             n = min(len(self._queue), self.options.decode_chunk)
             chunk = [self._queue.popleft() for _ in range(n)]
-            result = await asyncio.to_thread(self.decoder.decode, chunk, self.counters)
+            try:
+                result = await asyncio.to_thread(self.decoder.decode, chunk, self.counters)
+            except Exception as e:  # a decoder bug must not stop the collector: count and go on
+                log.error(json.dumps({"event": "decode_error", "error": repr(e)}))
+                for p in chunk:
+                    self.counters.drop(p.source, MALFORMED)
+                continue
             self._send_replies(result.replies)
             for b in result.batches:
                 if b.num_rows:
@@ -235,8 +247,22 @@ class Collector:
         if not self._pending:
             return
         table = pa.Table.from_batches(self._pending).combine_chunks()
+        try:
+            await asyncio.to_thread(self.sink.write, table)
+        except Exception as e:  # e.g. Proton went away: keep the rows for the next flush, within a bound
+            self.sink_errors += 1
+            log.error(json.dumps({"event": "sink_error", "rows": table.num_rows, "error": repr(e)}))
+            self._oldest_ms = now_ms()  # retry after flush_ms, not in a tight loop
+            limit = self.options.batch_rows * self.options.sink_retry_batches
+            while self._pending_rows > limit and len(self._pending) > 1:
+                dropped = self._pending.pop(0)
+                self._pending_rows -= dropped.num_rows
+                self.counters.drop("sink", SINK_FAILED, dropped.num_rows)
+            if self._stopping and self._pending_rows:  # no later flush: count what is lost
+                self.counters.drop("sink", SINK_FAILED, self._pending_rows)
+                self._pending, self._pending_rows = [], 0
+            return
         self._pending, self._pending_rows = [], 0
-        await asyncio.to_thread(self.sink.write, table)
         self.rows_flushed += table.num_rows
 
     async def flush(self) -> None:
@@ -269,5 +295,6 @@ class Collector:
             "queue_bound": self.options.queue_packets,
             "rows_buffered": self._pending_rows,
             "rows_flushed": self.rows_flushed,
+            "sink_errors": self.sink_errors,
             "exporters": self.counters.snapshot(),
         }

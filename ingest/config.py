@@ -24,6 +24,7 @@ Layout (every section optional; command-line flags override the file)::
     decode_chunk = 4096
     rcvbuf = 33554432
     max_frame = 1048576
+    sink_retry_batches = 4          # rows kept while the sink fails, in units of rows
 
     [health]
     listen = "127.0.0.1:9109"       # answers GET with the JSON health snapshot ("" = off)
@@ -79,7 +80,8 @@ class Config:
 
 
 _BATCH_KEYS = {"rows": "batch_rows", "flush_ms": "flush_ms", "queue_packets": "queue_packets",
-               "decode_chunk": "decode_chunk", "rcvbuf": "rcvbuf", "max_frame": "max_frame"}  # fmt: skip
+               "decode_chunk": "decode_chunk", "rcvbuf": "rcvbuf", "max_frame": "max_frame",
+               "sink_retry_batches": "sink_retry_batches"}  # fmt: skip
 
 
 def parse_hostport(text: str, where: str = "listen") -> tuple[str, int]:

@@ -24,6 +24,7 @@ UNSUPPORTED = "unsupported"  # a version or PDU the collector does not take (e.g
 AUTH_FAILED = "auth_failed"  # SNMPv3 wrong digest / unknown user, or a community not allowed
 DECRYPT_FAILED = "decrypt_failed"  # SNMPv3 privacy could not be removed
 OVERSIZED = "oversized"  # a frame longer than the configured maximum
+SINK_FAILED = "sink_failed"  # rows the sink refused beyond the retry bound (counted under 'sink')
 LATE = "late"  # reserved for records older than a configured lateness bound (not used by default)
 
 

@@ -208,3 +208,54 @@ def test_ipv6_udp_listener_and_exporter_address() -> None:
 
     table = asyncio.run(go())
     assert table.num_rows == 6 and set(table.column("exporter").to_pylist()) == {"::1"}
+
+
+class FlakySink(MemorySink):
+    """A sink that fails its first ``failures`` writes, as a Proton server that is restarting would."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def write(self, table: pa.Table) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise SinkError("server restarting")
+        super().write(table)
+
+
+def test_sink_failure_keeps_rows_for_retry_within_a_bound() -> None:
+    async def go(failures: int) -> tuple[Collector, FlakySink]:
+        sink = FlakySink(failures)
+        col = Collector(NetflowDecoder(), sink, RuntimeOptions(batch_rows=6, sink_retry_batches=2, decode_chunk=1))
+        col.start()
+        for _ in range(5):
+            col.offer(Packet(V5, "192.0.2.1", 2055, 0))
+            await asyncio.sleep(0.05)
+        await col.stop()
+        return col, sink
+
+    col, sink = asyncio.run(go(failures=1))  # one failed write: everything arrives later
+    assert sink.rows() == 30 and col.sink_errors == 1 and col.counters.drops() == {}
+    col, sink = asyncio.run(go(failures=100))  # the sink never recovers: rows beyond the bound are counted
+    assert sink.rows() == 0 and col.counters.drops() == {"sink_failed": 30}
+
+
+def test_a_decoder_bug_is_counted_not_fatal() -> None:
+    class Broken(NetflowDecoder):
+        def decode(self, packets: list[Packet], counters: Counters):
+            if packets[0].port == 1:
+                raise RuntimeError("bug")
+            return super().decode(packets, counters)
+
+    async def go() -> tuple[Collector, MemorySink]:
+        sink = MemorySink()
+        col = Collector(Broken(), sink, RuntimeOptions(decode_chunk=1))
+        col.start()
+        col.offer(Packet(V5, "192.0.2.1", 1, 0))
+        col.offer(Packet(V5, "192.0.2.1", 2, 0))
+        await col.stop()
+        return col, sink
+
+    col, sink = asyncio.run(go())
+    assert col.counters.drops() == {"malformed": 1} and sink.rows() == 6
