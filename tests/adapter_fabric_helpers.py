@@ -35,29 +35,44 @@ def wait_for(pred, timeout: float, what: str, interval: float = 0.1):
 class Fabric:
     """hub (tenants acme, beta) + one leaf per tenant + adapter + receiver for tenant acme."""
 
-    def __init__(self, root: Path, tenants=("acme", "beta"), tls: natsconf.TLSFiles | None = None) -> None:
+    def __init__(self, root: Path, tenants=("acme", "beta"), tls: natsconf.TLSFiles | None = None,
+                 spiffe_ids: dict[str, list[str]] | None = None) -> None:
         self.root = root
         self.tenants = {t: natsconf.Tenant(t, leaf_user=f"{t}-leaf", leaf_password=f"pw-{t}-leaf",
                                            receiver_user=f"{t}-rx", receiver_password=f"pw-{t}-rx")
                         for t in tenants}  # fmt: skip
-        self.hub_port, self.hub_leaf_port = free_port(), free_port()
+        for t, ids in (spiffe_ids or {}).items():
+            self.tenants[t].spiffe_ids = ids
+        self.hub_port, self.hub_leaf_port, self.hub_http = free_port(), free_port(), free_port()
         (root / "hub").mkdir(parents=True, exist_ok=True)
         self.hub = NatsProcess(root / "hub", "hub", natsconf.hub_config(
             listen=f"127.0.0.1:{self.hub_port}", leaf_listen=f"127.0.0.1:{self.hub_leaf_port}",
-            store_dir=str(root / "hub" / "js"), tenants=list(self.tenants.values()), tls=tls), self.hub_port)
+            store_dir=str(root / "hub" / "js"), tenants=list(self.tenants.values()), tls=tls,
+            http=f"127.0.0.1:{self.hub_http}"), self.hub_port)
         self.leaves: dict[str, NatsProcess] = {}
         self.procs: dict[str, subprocess.Popen] = {}
 
-    def add_leaf(self, tenant: str, user: str | None = None, password: str | None = None) -> NatsProcess:
-        t = self.tenants[tenant]
+    def add_leaf(self, tenant: str, user: str | None = None, password: str | None = None, *, name: str = "",
+                 tls: natsconf.TLSFiles | None = None) -> NatsProcess:
+        t = self.tenants.get(tenant)
         port = free_port()
-        d = self.root / f"leaf-{tenant}"
+        name = name or tenant
+        d = self.root / f"leaf-{name}"
         d.mkdir(parents=True, exist_ok=True)
+        scheme = "tls" if tls else "nats-leaf"
         conf = natsconf.leaf_config(tenant=tenant, listen=f"127.0.0.1:{port}", store_dir=str(d / "js"),
-                                    hub_leaf_url=f"nats-leaf://127.0.0.1:{self.hub_leaf_port}",
-                                    user=user or t.leaf_user, password=password or t.leaf_password)  # fmt: skip
-        self.leaves[tenant] = NatsProcess(d, "leaf", conf, port)
-        return self.leaves[tenant]
+                                    hub_leaf_url=f"{scheme}://127.0.0.1:{self.hub_leaf_port}", tls=tls,
+                                    user="" if tls else (user or t.leaf_user),
+                                    password="" if tls else (password or t.leaf_password))  # fmt: skip
+        self.leaves[name] = NatsProcess(d, "leaf", conf, port)
+        return self.leaves[name]
+
+    def leafz(self) -> list[dict]:
+        """The hub's leaf connections (its monitoring endpoint)."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.hub_http}/leafz", timeout=5) as r:
+            return json.loads(r.read()).get("leafs") or []
 
     def start_adapter(self, tenant: str = "acme", **extra) -> int:
         port = extra.pop("port", None) or free_port()
