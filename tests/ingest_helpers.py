@@ -78,7 +78,7 @@ def make_flow_pcap(path: Path) -> None:
 
 def softflowd_export(pcap: Path, version: int | str, workdir: Path) -> list[bytes]:
     """Run softflowd -r on ``pcap`` exporting ``version`` to a socket here; the datagrams it sent."""
-    require("softflowd")
+    sf_bin = require("softflowd")
     ctl_bin = require("softflowctl")
     workdir.mkdir(parents=True, exist_ok=True)
     recv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -86,7 +86,7 @@ def softflowd_export(pcap: Path, version: int | str, workdir: Path) -> list[byte
     port = recv.getsockname()[1]
     ctl = workdir / f"sf{version}.ctl"
     proc = subprocess.Popen(
-        ["softflowd", "-r", str(pcap), "-n", f"127.0.0.1:{port}", "-v", str(version), "-d", "-A", "milli",
+        [sf_bin, "-r", str(pcap), "-n", f"127.0.0.1:{port}", "-v", str(version), "-d", "-A", "milli",
          "-p", str(workdir / f"sf{version}.pid"), "-c", str(ctl)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -118,14 +118,13 @@ def softflowd_export(pcap: Path, version: int | str, workdir: Path) -> list[byte
 
 def nfdump_decode(datagrams: list[bytes], workdir: Path) -> list[dict]:
     """Feed ``datagrams`` to nfcapd and return nfdump's JSON records (times in UTC)."""
-    require("nfcapd")
-    require("nfdump")
+    nfcapd, nfdump = require("nfcapd"), require("nfdump")
     capdir = workdir / "nfcap"
     capdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = workdir / "nfcapd.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(["nfcapd", "-w", str(capdir), "-p", str(port), "-b", "127.0.0.1", "-t", "60"],
+        proc = subprocess.Popen([nfcapd, "-w", str(capdir), "-p", str(port), "-b", "127.0.0.1", "-t", "60"],
                                 stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     try:
         # nfcapd logs "Startup nfcapd." once its socket is bound
@@ -140,7 +139,7 @@ def nfdump_decode(datagrams: list[bytes], workdir: Path) -> list[dict]:
     files = sorted(capdir.glob("nfcapd.2*"))
     assert files, "nfcapd wrote no file"
     env = {**os.environ, "TZ": "UTC"}
-    res = subprocess.run(["nfdump", "-r", str(files[-1]), "-o", "json"], capture_output=True, text=True,
+    res = subprocess.run([nfdump, "-r", str(files[-1]), "-o", "json"], capture_output=True, text=True,
                          env=env, timeout=30, check=True)  # fmt: skip
     return json.loads(res.stdout) if res.stdout.strip().startswith("[{") or '"type"' in res.stdout else []
 
@@ -173,15 +172,15 @@ class Rsyslog:
     """A private rsyslogd in the foreground (no /dev/log, own work dir and pid file)."""
 
     def __init__(self, workdir: Path, body: str) -> None:
-        require("rsyslogd")
+        rsyslogd = require("rsyslogd")
         workdir.mkdir(parents=True, exist_ok=True)
         self.dir = workdir
         self.conf = workdir / "rsyslog.conf"
         self.conf.write_text(f'global(workDirectory="{workdir}")\n' + body)
-        check = subprocess.run(["rsyslogd", "-N1", "-f", str(self.conf)], capture_output=True, text=True)
+        check = subprocess.run([rsyslogd, "-N1", "-f", str(self.conf)], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
         self.log = open(workdir / "rsyslogd.log", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen(["rsyslogd", "-n", "-f", str(self.conf), "-i", str(workdir / "pid")],
+        self.proc = subprocess.Popen([rsyslogd, "-n", "-f", str(self.conf), "-i", str(workdir / "pid")],
                                      stdout=self.log, stderr=subprocess.STDOUT)  # fmt: skip
 
     def wait_tcp(self, port: int, timeout: float = 10.0) -> None:
@@ -214,11 +213,11 @@ def read_json_lines(path: Path) -> list[dict]:
 
 def make_tls_certs(d: Path) -> dict[str, Path]:
     """A throwaway CA and a server certificate for localhost/127.0.0.1 made with the openssl CLI."""
-    require("openssl")
+    openssl = require("openssl")
     d.mkdir(parents=True, exist_ok=True)
 
     def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+        subprocess.run([openssl, *args], cwd=d, check=True, capture_output=True)
 
     run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
         "-subj", "/CN=ingest-test-ca")  # fmt: skip

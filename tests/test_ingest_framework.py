@@ -259,3 +259,15 @@ def test_a_decoder_bug_is_counted_not_fatal() -> None:
 
     col, sink = asyncio.run(go())
     assert col.counters.drops() == {"malformed": 1} and sink.rows() == 6
+
+
+def test_proton_columns_are_driver_ready() -> None:
+    from ingest.sinks import _to_driver_column
+    from ingest.snmp import TrapDecoder
+
+    data = (Path(__file__).parent / "ingest_data" / "snmp_v2c_trap.bin").read_bytes()
+    table = pa.Table.from_batches(TrapDecoder().decode([Packet(data, "192.0.2.1", 162, 1_800_000_000_000)],
+                                                       Counters()).batches)  # fmt: skip
+    varbinds = _to_driver_column(table.column("varbinds"))
+    assert isinstance(varbinds[0], dict) and varbinds[0]["1.3.6.1.6.3.1.1.4.1.0"] == "1.3.6.1.6.3.1.1.5.4"
+    assert _to_driver_column(table.column("timestamp"))[0].year == 2027
