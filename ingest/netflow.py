@@ -474,7 +474,7 @@ class NetflowDecoder:
         app = _application(arr, names, g.app_names, proto, sport, dport)
         columns = {
             "timestamp": pa.array(end_ms).view(_TS),
-            "exporter": pa.repeat(pa.scalar(exporter, pa.string()), n),
+            "exporter": pa.array([exporter], pa.string()).take(np.zeros(n, np.int32)),
             "src_ip": _addr(arr, names, IE_SRC4, IE_SRC6, n),
             "dst_ip": _addr(arr, names, IE_DST4, IE_DST6, n),
             "src_port": sport,
@@ -504,10 +504,10 @@ _SET_HEADER = struct.Struct(">HH")
 
 def _per_record(values: tuple, counts: np.ndarray, n: int) -> np.ndarray:
     """Per-flowset values spread over the flowset's records (one fill when all are equal)."""
-    first = values[0]
-    if all(v == first for v in values):
-        return np.full(n, first, np.int64)
-    return np.repeat(np.asarray(values, np.int64), counts)
+    arr = np.asarray(values, np.int64)
+    if (arr == arr[0]).all():
+        return np.full(n, arr[0], np.int64)
+    return np.repeat(arr, counts)
 
 
 def _walk_variable(t: Template, body: bytes) -> tuple[list[bytes], list[str | None]]:
