@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -74,32 +75,37 @@ def _tree_strings(trees: list[exp.Expr]) -> collections.Counter[str]:
     )
 
 
-def roundtrip_failure(sql: str, dialect_name: str = "proton") -> str | None:
-    """None when ``sql`` is covered, else why not."""
+def roundtrip(sql: str, dialect_name: str = "proton") -> tuple[str | None, list[str]]:
+    """(None when ``sql`` is covered, else why not; the generated statements)."""
     dialect = Dialect.get_or_raise(dialect_name)
     try:
         tokens = dialect.tokenize(sql)
         first = [e for e in dialect.parser().parse(tokens, sql) if e is not None]
     except Exception as error:  # sqlglot raises ParseError, TokenError and a few others
-        return f"parse: {type(error).__name__}: {str(error).splitlines()[0]}"
+        return f"parse: {type(error).__name__}: {str(error).splitlines()[0]}", []
     if not first:
-        return "empty"
+        return "empty", []
     if any(isinstance(e, exp.Command) for e in first):
-        return "opaque Command fallback"
+        return "opaque Command fallback", []
     generated = [e.sql(dialect=dialect) for e in first]
     try:
         second = [sqlglot.parse_one(g, read=dialect) for g in generated]
     except Exception as error:
-        return f"re-parse: {type(error).__name__}: {str(error).splitlines()[0]}"
+        return f"re-parse: {type(error).__name__}: {str(error).splitlines()[0]}", generated
     if first != second:
-        return "trees differ after round-trip"
+        return "trees differ after round-trip", generated
     if [e.sql(dialect=dialect) for e in second] != generated:
-        return "generation not idempotent"
+        return "generation not idempotent", generated
     # a mis-parse that turns data into an alias would still round-trip; the input's string
     # literals must all reach the re-parsed output
     if _input_strings(tokens) != _tree_strings(second):
-        return "string literals changed"
-    return None
+        return "string literals changed", generated
+    return None, generated
+
+
+def roundtrip_failure(sql: str, dialect_name: str = "proton") -> str | None:
+    """None when ``sql`` is covered, else why not."""
+    return roundtrip(sql, dialect_name)[0]
 
 
 @functools.cache
@@ -111,14 +117,19 @@ def corpus() -> tuple[str, ...]:
 
 
 @functools.cache
+def corpus_results() -> dict[str, tuple[str | None, list[str]]]:
+    """Every corpus statement's round-trip result (computed once per session)."""
+    return {query: roundtrip(query) for query in corpus()}
+
+
+@functools.cache
+def covered_corpus() -> tuple[str, ...]:
+    return tuple(query for query, (reason, _) in corpus_results().items() if reason is None)
+
+
 def corpus_failures() -> dict[str, str]:
-    """Every corpus statement that is not covered, with the reason (computed once per session)."""
-    failures = {}
-    for query in corpus():
-        reason = roundtrip_failure(query)
-        if reason is not None:
-            failures[query] = reason
-    return failures
+    """Every corpus statement that is not covered, with the reason."""
+    return {query: reason for query, (reason, _) in corpus_results().items() if reason is not None}
 
 
 def known_unsupported() -> dict[str, str]:
@@ -144,6 +155,23 @@ def test_known_unsupported_statements_still_fail() -> None:
     assert set(listed) <= set(corpus()), "known-unsupported entries must be corpus statements"
     now_passing = [q for q in listed if q not in corpus_failures()]
     assert not now_passing, "now covered, remove from known_unsupported.json:\n" + "\n".join(now_passing)
+
+
+_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+
+
+def test_generation_invents_no_function_names() -> None:
+    # Proton registers snake_case names only: every call in the output is spelled as in the input,
+    # except map() (from a `{k: v}` literal); all-capital words before `(` are keywords (CAST, KEY).
+    invented = collections.Counter()
+    for query, (reason, generated) in corpus_results().items():
+        if reason is not None:
+            continue
+        written = {name.lower() for name in _CALL.findall(query)}
+        for name in _CALL.findall(" ".join(generated)):
+            if name.lower() not in written and name != "map" and not name.isupper():
+                invented[name] += 1
+    assert not invented, invented.most_common(10)
 
 
 def test_corpus_round_trips_with_the_16_dialect_too() -> None:
@@ -512,7 +540,7 @@ _FRAGMENTS += ["with delay", "latest", "join", "settings", "partition by", "inte
 @st.composite
 def mutated_corpus_statements(draw: st.DrawFn) -> str:
     """A covered corpus statement, truncated, with a token dropped, or with a fragment spliced in."""
-    query = draw(st.sampled_from([q for q in corpus() if q not in corpus_failures()]))
+    query = draw(st.sampled_from(covered_corpus()))
     cut = draw(st.integers(min_value=0, max_value=len(query)))
     words = query.split()
     drop = draw(st.integers(min_value=0, max_value=max(len(words) - 1, 0)))
@@ -536,6 +564,13 @@ def test_mutated_corpus_statements_raise_sqlglot_errors_only(text: str, dialect:
                 tree.sql(dialect=dialect)
     except sqlglot.errors.SqlglotError:
         pass
+
+
+def test_nested_map_literals() -> None:
+    tree = sqlglot.parse_one("select {'a': {'b': 1}}, x:y from t", read="proton")
+    assert tree.sql(dialect="proton") == "SELECT map('a', map('b', 1)), x:y FROM t"
+    with pytest.raises(sqlglot.errors.ParseError):
+        sqlglot.parse_one("select {'a': {'b': 1}", read="proton")
 
 
 def test_nesting_beyond_the_stack_is_a_sqlglot_error() -> None:

@@ -700,11 +700,12 @@ class ProtonParser(ClickHouseParser):
         # `{'k': 1}` is a map literal; inside it `:` separates key and value, so the JSON
         # shortcut reading of `:` is off. ClickHouse's parser would silently drop the entries of
         # a brace it cannot read as `k: v` pairs; here that is a parse error instead.
+        colon_is_json = self.COLON_IS_VARIANT_EXTRACT
         self.COLON_IS_VARIANT_EXTRACT = False
         try:
             bracket = parser.Parser._parse_bracket(self, this)
         finally:
-            del self.COLON_IS_VARIANT_EXTRACT
+            self.COLON_IS_VARIANT_EXTRACT = colon_is_json  # restored for nested braces too
         if not isinstance(bracket, exp.Struct):
             return bracket
         keys, values = [], []
