@@ -63,14 +63,14 @@ class _Gen:
         elif isinstance(t, Prim) and t.name in ("f32", "f64"):
             size = 4 if t.name == "f32" else 8
             unpack = self.const(struct.Struct("<f" if size == 4 else "<d").unpack_from)
-            self.emit(f"if pos + {size} > len(buf): raise SHORT", ind)
+            self.emit(f"if pos + {size} > blen: raise SHORT", ind)
             self.emit(f"{out} = {unpack}(buf, pos)[0]", ind)
             self.emit(f"pos += {size}", ind)
         elif t == Prim("string") or t == ListT(Prim("u8")):
             n = self.var()
             self.uleb(n, 5, 32, ind)
             self.emit(f"if {n} > MAX_BYTES: raise LimitExceeded('length %d exceeds the limit' % {n})", ind)
-            self.emit(f"if pos + {n} > len(buf): raise SHORT", ind)
+            self.emit(f"if pos + {n} > blen: raise SHORT", ind)
             conv = "str" if t == Prim("string") else "bytes"
             tail = ", 'utf-8')" if conv == "str" else ")"
             self.emit(f"{out} = {conv}(buf[pos:pos + {n}]{tail}", ind)
@@ -103,7 +103,7 @@ class _Gen:
             n = self.var()
             self.uleb(n, 5, 32, ind)
             self.emit(f"if {n} > MAX_ITEMS: raise LimitExceeded('list of %d elements exceeds the limit' % {n})", ind)
-            self.emit(f"if pos + {n} * {max(1, self.min_size(t.elem))} > len(buf): raise SHORT", ind)
+            self.emit(f"if pos + {n} * {max(1, self.min_size(t.elem))} > blen: raise SHORT", ind)
             self.emit(f"{out} = []", ind)
             self.emit(f"append_{out} = {out}.append", ind)
             self.emit(f"for _ in range({n}):", ind)
@@ -122,6 +122,7 @@ def straight_line(t: Type, limits: Any, fallback: Callable[[Type], Any], env: di
     body = "\n".join(g.lines)
     src = (
         "def decode(buf, pos):\n"
+        "    blen = len(buf)  # the buffer does not change during one decode\n"
         "    try:\n"
         f"{body}\n"
         f"        return {result}, pos\n"
