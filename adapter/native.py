@@ -63,9 +63,10 @@ UNKNOWN_EXCEPTION = 1002
 class NeedMore(Exception):
     """The buffer ends inside the structure being parsed; ``hint`` bytes more would help (0 = unknown)."""
 
-    def __init__(self, hint: int = 0) -> None:
+    def __init__(self, hint: int = 0, exact: bool = True) -> None:
         super().__init__(hint)
         self.hint = hint
+        self.exact = exact  # False: a guess (a cut string column), the peer may send less than that
 
 
 class ProtocolError(Exception):
@@ -276,7 +277,7 @@ def _strings(buf: bytearray, pos: int, n: int, limits: Limits) -> tuple[pa.Array
     except EOFError:
         # the compiled reader stops with its position past the end by about what the cut string lacks:
         # a hint that makes a declared 1 GiB string fail the size limit at once instead of being awaited
-        raise NeedMore(max(0, reader.position - len(buf))) from None
+        raise NeedMore(max(0, reader.position - len(buf)), exact=False) from None
     end = reader.position
     if end - pos > limits.max_block_bytes:
         raise ProtocolError(LIMIT_EXCEEDED, "string column larger than the block limit")

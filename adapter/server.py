@@ -4,7 +4,7 @@ Per connection: Hello, then Ping/Pong, TablesStatus, Query (INSERT, DESC, SHOW C
 external-table Data and, for INSERT, the client's Data blocks. Every received block is relayed as
 it arrives; EndOfStream is sent only after JetStream acknowledged every block of the INSERT.
 
-Hostile input is bounded: a packet that has begun must complete within ``packet_timeout``; a
+Hostile input is bounded: a packet that has begun may not stall longer than ``packet_timeout``; a
 connection may buffer at most one block (``Limits.max_block_bytes``) plus one compressed frame;
 declared sizes are checked before anything is allocated; at most ``max_connections`` clients. A
 malformed packet gets an Exception and the connection is closed (its stream is out of sync).
@@ -17,7 +17,6 @@ import contextlib
 import logging
 import re
 import ssl
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +45,7 @@ class ServerOptions:
     """Tunables of the native-protocol server (the ``[server]`` config table)."""
 
     limits: nv.Limits = field(default_factory=nv.Limits)
-    packet_timeout: float = 30.0  # a packet that has begun must complete within this
+    packet_timeout: float = 30.0  # a packet that has begun may stall (no bytes at all) this long
     idle_timeout: float = 3600.0  # between packets (a materialized view's INSERT may idle long)
     max_connections: int = 64
     users: dict[str, str] = field(default_factory=dict)  # empty: any non-empty user name
@@ -83,20 +82,28 @@ class Conn:
             del self.buf[: self.pos]
             self.pos = 0
 
-    async def more(self, hint: int, *, idle: bool = False) -> None:
-        """Read at least one more chunk (geometric growth bounds re-parsing of big blocks)."""
+    async def more(self, hint: int, *, idle: bool = False, exact: bool = True) -> None:
+        """Read ``hint`` more bytes, or with ``exact=False`` up to that many while they keep coming.
+
+        A guess is made when a string column is cut (its end is unknown): we then read what the peer
+        sends without pause, up to double the buffer, so a big block is re-parsed a bounded number
+        of times, and return early when the peer pauses (it may have sent the whole packet already).
+        """
         avail = len(self.buf) - self.pos
         want = max(hint, 1)
         if avail + want > self.cap:
             raise ProtocolError(nv.LIMIT_EXCEEDED, f"packet larger than the limit of {self.cap} bytes")
         target = len(self.buf) + want
+        # a stalled packet times out; a slow but progressing one (a client encoding its next column) does not
         timeout = self.opts.idle_timeout if idle and avail == 0 else self.opts.packet_timeout
-        deadline = time.monotonic() + timeout
+        got_some = False
         while len(self.buf) < target:
-            remaining = deadline - time.monotonic()
             try:
-                chunk = await asyncio.wait_for(self.reader.read(max(65536, min(avail, 8 << 20))), max(remaining, 0.001))
+                wait = min(timeout, 0.05) if got_some and not exact else timeout
+                chunk = await asyncio.wait_for(self.reader.read(max(65536, min(avail, 8 << 20))), wait)
             except TimeoutError:
+                if got_some:  # the peer paused after sending something: parse what we have
+                    return
                 what = "idle connection" if idle and avail == 0 else "packet incomplete"
                 raise ProtocolError(nv.TIMEOUT_EXCEEDED, f"{what} after {timeout:g} s") from None
             if not chunk:
@@ -104,6 +111,7 @@ class Conn:
                     raise _Closed
                 raise ProtocolError(nv.NETWORK_ERROR, "connection closed inside a packet", fatal=True)
             self.buf += chunk
+            got_some = True
 
     async def parse(self, fn: Callable[[bytearray, int], tuple[Any, int]], *, idle: bool = False) -> Any:
         """Run ``fn(buf, pos)`` until it has enough bytes; advance past what it consumed."""
@@ -112,7 +120,8 @@ class Conn:
             try:
                 value, end = fn(self.buf, self.pos)
             except NeedMore as e:
-                await self.more(e.hint or (len(self.buf) - self.pos), idle=idle and first)
+                hint = e.hint if e.exact else max(e.hint, len(self.buf) - self.pos)
+                await self.more(hint, idle=idle and first, exact=e.exact)
                 first = False
                 continue
             self.pos = end
