@@ -594,6 +594,8 @@ def test_oversized_statement_parses() -> None:
         "select * from t emit",
         "select * from t emit periodic",
         "select * from t emit after watermark with delay",
+        "select * from t emit periodic 1s and periodic 2s",
+        "select * from t emit after watermark and after window close",
         "subscribe to",
         "create materialized view mv into as select 1",
         "select * from tumble(t, 5s",

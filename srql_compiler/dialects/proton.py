@@ -854,38 +854,43 @@ class ProtonParser(ClickHouseParser):
                     self._retreat(self._index - 1)
                 break
             first = False
-        if not emit.args and not any(emit.args.values()):
+        if not any(emit.args.values()):
             self.raise_error("Expected an EMIT policy")
         return emit
 
     def _parse_emit_part(self, emit: Emit) -> bool:
         if self._match_text_seq("AFTER", "WATERMARK") or self._match_text_seq("AFTER", "WINDOW", "CLOSE"):
-            emit.set("after_close", True)
+            self._set_emit_clause(emit, "after_close", True)
             if self._match_text_seq("WITH", "DELAY") or self._match_text_seq("AND", "DELAY"):
-                emit.set("delay", self._parse_emit_interval())
+                self._set_emit_clause(emit, "delay", self._parse_emit_interval())
             return True
         if self._match_text_seq("PERIODIC"):
-            emit.set("periodic", self._parse_emit_interval())
+            self._set_emit_clause(emit, "periodic", self._parse_emit_interval())
             if self._match_text_seq("REPEAT"):
-                emit.set("repeat", True)
+                self._set_emit_clause(emit, "repeat", True)
             return True
         if self._match_text_seq("ON", "UPDATE"):
-            emit.set("on_update", True)
+            self._set_emit_clause(emit, "on_update", True)
             if self._match_text_seq("WITH", "BATCH"):
-                emit.set("batch", self._parse_emit_interval())
+                self._set_emit_clause(emit, "batch", self._parse_emit_interval())
             return True
         if self._match_text_seq("TIMEOUT"):
-            emit.set("timeout", self._parse_emit_interval())
+            self._set_emit_clause(emit, "timeout", self._parse_emit_interval())
             return True
         if self._match_text_seq("LAST"):
-            emit.set("last", self._parse_emit_interval())
+            self._set_emit_clause(emit, "last", self._parse_emit_interval())
             if self._match_text_seq("ON", "PROCTIME"):
-                emit.set("proctime", True)
+                self._set_emit_clause(emit, "proctime", True)
             return True
         if self._match_text_seq("PER", "EVENT"):
-            emit.set("per_event", True)
+            self._set_emit_clause(emit, "per_event", True)
             return True
         return False
+
+    def _set_emit_clause(self, emit: Emit, key: str, value: object) -> None:
+        if emit.args.get(key):
+            self.raise_error(f"EMIT clause {key.upper()} given twice")
+        emit.set(key, value)
 
     # ---- DDL -----------------------------------------------------------------------------------
 
