@@ -390,3 +390,14 @@ def tables_status_packet(tables: list[tuple[str, str]]) -> bytes:
     for db, table in tables:
         out += string(db) + string(table) + b"\x00"
     return out
+
+
+def exception_code_in(data: bytes) -> int | None:
+    """The code of the first Exception packet in a server's reply bytes (for health checks and tests)."""
+    marker = string("DB::Exception")
+    i = data.find(marker)
+    while i >= 5:
+        if data[i - 5] == S_EXCEPTION:
+            return struct.unpack_from("<i", data, i - 4)[0]
+        i = data.find(marker, i + 1)
+    return None
