@@ -103,7 +103,9 @@ class _Gen:
             n = self.var()
             self.uleb(n, 5, 32, ind)
             self.emit(f"if {n} > MAX_ITEMS: raise LimitExceeded('list of %d elements exceeds the limit' % {n})", ind)
-            self.emit(f"if pos + {n} * {max(1, self.min_size(t.elem))} > blen: raise SHORT", ind)
+            msz = self.min_size(t.elem)
+            if msz:  # a count the remaining bytes cannot hold is a truncation, found before looping
+                self.emit(f"if pos + {n} * {msz} > blen: raise SHORT", ind)
             self.emit(f"{out} = []", ind)
             self.emit(f"append_{out} = {out}.append", ind)
             self.emit(f"for _ in range({n}):", ind)

@@ -359,3 +359,11 @@ def test_wrpc_future_and_stream_sub_stream_bytes_as_sent() -> None:
         assert await sent("stream<u8>", wrpc.Stream([b"", b"\x01", b""])) == {(): H("00"), (0,): H("01 01 00")}
 
     asyncio.run(main())
+
+
+def test_wrpc_lists_of_zero_size_elements_inside_records() -> None:
+    """Found by hypothesis: a record holding a list of empty-flags tuples (0 bytes per element)."""
+    t = "record { fw: list<tuple<flags { }>>, v: u8 }"
+    v = {"fw": [(set(),), (set(),)], "v": 3}
+    assert wrpc.encode(t, v) == H("02 03")
+    assert wrpc.decode(t, H("02 03")) == v
