@@ -43,6 +43,7 @@ class QueryRunner:
         self.kind = w.kind if w else None
         self.within = ms(plan.join.within) if plan.join and plan.join.kind == "interval" else 0
         self.late_events = 0
+        self.untimed_events = 0  # rows dropped because their event time was NULL
         self.events_in = 0
         self._max_ts = NEG_INF  # largest event time seen (or advanced to on idle)
         self._closed_upto = NEG_INF  # every window ending at or before this was emitted
@@ -113,10 +114,11 @@ class QueryRunner:
     def run_historical(self, left: pa.Table, right: pa.Table | None = None) -> pa.Table:
         """A bounded (SHOW/FIND/COUNT) query over whole tables: no watermark, every window complete."""
         src = self.plan.source
-        work = _rename(left, src.alias)
+        work = _rename(self._accept(left, src), src.alias)
         join = self.plan.join
         if join is not None:
-            rwork = _rename(right if right is not None else _empty(join.right), join.right.alias)
+            rtable = right if right is not None else _empty(join.right)
+            rwork = _rename(self._accept(rtable, join.right), join.right.alias)
             if join.kind == "lookup":
                 self._update_inventory(rwork, join.right)
                 work, _, _ = self._lookup(work, np.zeros(work.num_rows, np.int64), np.zeros(work.num_rows))
@@ -162,7 +164,7 @@ class QueryRunner:
 
     def _push_side(self, side: str, table: pa.Table) -> list[pa.Table]:
         src = self.plan.source if side == "left" else self.plan.join.right  # type: ignore[union-attr]
-        work = _rename(table, src.alias)
+        work = _rename(self._accept(table, src), src.alias)
         if self._needed is not None:  # carry only the columns the query reads (filters copy every column)
             work = work.select([c for c in work.column_names if c in self._needed])
         if side == "right" and self.plan.join.kind == "lookup":  # type: ignore[union-attr]
@@ -181,6 +183,15 @@ class QueryRunner:
             work, ts, wm = self._lookup(work, ts, wm)
             return self._ingest(work, ts, check_late=True, wm_before=wm, batch_max=batch_max)
         return self._ingest(work, ts, check_late=True)
+
+    def _accept(self, table: pa.Table, src: P.Source) -> pa.Table:
+        """A batch checked against the catalog, without rows that have no event time (dropped, counted)."""
+        table = _conform(table, src, self._needed)
+        untimed = table.column(src.event_time).null_count if src.event_time in table.column_names else 0
+        if untimed:  # an event without an event time cannot be placed in time
+            self.untimed_events += untimed
+            table = table.filter(pc.is_valid(table.column(src.event_time)))
+        return table
 
     def _ingest(
         self,
@@ -532,6 +543,30 @@ class QueryRunner:
 
 # ----------------------------------------------------------------------------------------------
 # helpers
+
+
+def _conform(table: pa.Table, src: P.Source, needed: set[str] | None) -> pa.Table:
+    """Check a batch against the catalog before it touches any state: every column the query reads must
+    be there with the catalog's type (or one that casts to it); otherwise a clear error, nothing changed."""
+    ent = CATALOG.get(src.entity)
+    if ent is None:
+        return table
+    schema = ent.arrow_schema()
+    names = [f.name for f in schema if needed is None or f"{src.alias}.{f.name}" in needed]
+    for name in names:
+        want = schema.field(name).type
+        if name not in table.column_names:
+            if needed is None and name != src.event_time and ent.field(name) is not None:
+                continue  # a pass-through query shows what the batch has
+            raise EvalError(f"batch of {ent.name} has no column {name!r} (the query reads it)")
+        got = table.column(name).type
+        if got == want or (pa.types.is_timestamp(got) and pa.types.is_timestamp(want)):
+            continue
+        try:
+            table = table.set_column(table.column_names.index(name), name, table.column(name).cast(want))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
+            raise EvalError(f"column {name!r} of {ent.name} is {got}, expected {want}: {e}") from e
+    return table
 
 
 def _columns_read(plan: P.Plan) -> set[str]:
