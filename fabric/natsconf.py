@@ -130,6 +130,6 @@ def leaf_config(
         f"listen: {q(listen)}\n"
         f"jetstream {{\n  store_dir: {q(store_dir)}\n  domain: {edge_domain(tenant, node)}\n"
         f"  max_file_store: {max_file}\n  max_memory_store: {max_mem}\n}}\n"
-        f"leafnodes {{\n  reconnect: 1\n  remotes: [\n    {{\n      url: {q(url)}\n"
+        f"leafnodes {{\n  reconnect: 1s\n  remotes: [\n    {{\n      url: {q(url)}\n"
         f"      deny_imports: [\"serviceradar.>\"]{remote_tls}\n    }}\n  ]\n}}\n"
     )
