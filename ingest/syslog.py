@@ -30,6 +30,7 @@ SCHEMA = CATALOG["logs"].arrow_schema()
 LT, GT, SP, LBR, RBR, COLON, DASH, BSL = (ord(c) for c in "<> []:-\\")
 BOM = (0xEF, 0xBB, 0xBF)
 PAD = 32  # bytes of zero padding after the buffer so fixed-offset probes never read past it
+_PAD_BYTES = bytes(PAD)
 
 
 @dataclass
@@ -154,12 +155,13 @@ def parse_lines(lines: list[bytes], src_idx: np.ndarray, sources: list[str], rec
         lens = np.fromiter(map(len, lines), np.int64, len(lines))
     ends = np.cumsum(lens)
     starts = ends - lens
-    buf = np.frombuffer(data + bytes(PAD), np.uint8)
+    buf = np.frombuffer(data + _PAD_BYTES, np.uint8)
     for _ in range(3):  # trailing LF, CR, NUL (rsyslog puts a LF inside octet-counted frames)
         last = buf[np.maximum(ends - 1, 0)]
         ends = ends - ((ends > starts) & ((last == 10) | (last == 13) | (last == 0)))
-    # PRI: "<" 1-3 digits ">"
-    gt = _next(np.flatnonzero(buf == GT), starts)
+    # PRI: "<" 1-3 digits ">", so ">" is the 3rd, 4th or 5th byte (probed, no pass over the buffer)
+    gt = np.where(buf[starts + 2] == GT, starts + 2,
+                  np.where(buf[starts + 3] == GT, starts + 3, np.where(buf[starts + 4] == GT, starts + 4, ends)))
     plen = gt - starts - 1
     ok = (buf[starts] == LT) & (plen >= 1) & (plen <= 3) & (gt < ends)
     pri = np.zeros(len(lines), np.int64)
