@@ -56,22 +56,13 @@ logging.getLogger("sqlglot").setLevel(logging.ERROR)  # Command fallbacks are co
 # --------------------------------------------------------------------------------------------
 
 
-def _input_strings(tokens: list) -> collections.Counter[str]:
-    """String literals as written (an interval's quoted value is part of the interval)."""
+def _literal_tokens(tokens: list) -> collections.Counter[tuple[str, str]]:
+    """String and number literals as written (an interval's value belongs to the interval)."""
     return collections.Counter(
-        token.text
+        (token.token_type.name, token.text)
         for previous, token in zip([None, *tokens], tokens, strict=False)
-        if token.token_type == TokenType.STRING
+        if token.token_type in (TokenType.STRING, TokenType.NUMBER)
         and not (previous is not None and previous.token_type == TokenType.INTERVAL)
-    )
-
-
-def _tree_strings(trees: list[exp.Expr]) -> collections.Counter[str]:
-    return collections.Counter(
-        literal.this
-        for tree in trees
-        for literal in tree.find_all(exp.Literal)
-        if literal.is_string and not isinstance(literal.parent, exp.Interval)
     )
 
 
@@ -89,17 +80,18 @@ def roundtrip(sql: str, dialect_name: str = "proton") -> tuple[str | None, list[
         return "opaque Command fallback", []
     generated = [e.sql(dialect=dialect) for e in first]
     try:
-        second = [sqlglot.parse_one(g, read=dialect) for g in generated]
+        generated_tokens = [dialect.tokenize(g) for g in generated]
+        second = [dialect.parser().parse(toks, g)[0] for toks, g in zip(generated_tokens, generated, strict=True)]
     except Exception as error:
         return f"re-parse: {type(error).__name__}: {str(error).splitlines()[0]}", generated
     if first != second:
         return "trees differ after round-trip", generated
     if [e.sql(dialect=dialect) for e in second] != generated:
         return "generation not idempotent", generated
-    # a mis-parse that turns data into an alias would still round-trip; the input's string
-    # literals must all reach the re-parsed output
-    if _input_strings(tokens) != _tree_strings(second):
-        return "string literals changed", generated
+    # a mis-parse that turns data into an alias would still round-trip: every string and number
+    # literal of the input must appear, as written, in the output
+    if _literal_tokens(tokens) != sum(map(_literal_tokens, generated_tokens), collections.Counter()):
+        return "literals changed", generated
     return None, generated
 
 
