@@ -2,8 +2,8 @@
 
 Corpus: Proton's own streaming smoke-test statements (v1.6.1, /work/shared/corpus). A statement is
 *covered* when it parses into a structured tree (not sqlglot's opaque ``Command`` fallback), the
-generated SQL parses back into an equal tree, generation is idempotent, and every string literal of
-the input survives (so a mis-parse that silently turns data into an alias cannot count as covered).
+generated SQL parses back into an equal tree, generation is idempotent, and every string and number
+literal of the input survives (so a mis-parse that silently turns data into an alias cannot count as covered).
 """
 
 from __future__ import annotations
