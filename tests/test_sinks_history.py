@@ -79,6 +79,15 @@ def test_chdb_sink_and_archive_move(tmp_path: Path):
     assert report["inserted"] == report["total"] > 0
     assert report["moved"] > 0 and report["left"] + report["moved"] == report["total"]
     assert report["second_archive_moved"] == 0
+    # the archive command and SHOW over the archive, as a user runs them (a new process opens the same chdb)
+    cli = [sys.executable, "-m", "streams.sinks", "--data-dir", str(tmp_path / "chdb"), "--archive-dir",
+           str(tmp_path / "arch")]
+    shown = subprocess.run([*cli, "show", "COUNT logs"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and shown.stdout.split()[-1] == str(report["moved"]), shown.stdout + shown.stderr
+    moved = subprocess.run([*cli, "archive", "--days", "0"], capture_output=True, text=True, timeout=120)
+    assert moved.returncode == 0 and ("rows moved" in moved.stdout or "nothing older" in moved.stdout), moved.stderr
+    bad = subprocess.run([*cli, "show", "SHOW logz"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "logz" in bad.stderr
 
 
 def _chdb_scenario(root: Path) -> dict:
