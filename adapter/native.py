@@ -193,26 +193,47 @@ def read_block_header(buf: bytearray, pos: int, limits: Limits) -> tuple[int, in
 
 def decode_block(buf: bytearray, pos: int, limits: Limits = DEFAULT_LIMITS) -> tuple[pa.RecordBatch, list[Column], int]:
     """One Block (BlockInfo, columns, rows, column data) as an Arrow record batch."""
-    ncols, nrows, pos = read_block_header(buf, pos, limits)
-    arrays, columns = [], []
-    for _ in range(ncols):
-        name, pos = read_str(buf, pos, 4096)
-        type_text, pos = read_str(buf, pos, 4096)
-        try:
-            ptype = parse_type(type_text)
-        except TypeError_ as e:
-            raise ProtocolError(UNKNOWN_TYPE, str(e)) from e
-        columns.append(Column(name, type_text, ptype))
-        if nrows:
-            pos = _read_prefix(ptype, buf, pos)
-            arr, pos = _decode(ptype, buf, pos, nrows, limits)
-        else:
-            arr = pa.array([], arrow_type(ptype))
-        arrays.append(arr)
-    names = [c.name for c in columns]
-    if len(set(names)) != len(names):
-        raise ProtocolError(INCORRECT_DATA, f"duplicate column names in block: {names}")
-    return pa.RecordBatch.from_arrays(arrays, names=names), columns, pos
+    return BlockReader(limits).parse(buf, pos)
+
+
+class BlockReader:
+    """Decodes one block, resuming at the column that was cut when :class:`NeedMore` interrupted it.
+
+    Retrying from the block's start after every read would re-decode all earlier columns; keeping
+    the finished ones makes a block arriving in pieces cost little more than one decode. The caller
+    must not move the buffer's bytes between attempts.
+    """
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self._head: tuple[int, int, int] | None = None  # columns, rows, position after the last finished column
+        self._arrays: list[pa.Array] = []
+        self._columns: list[Column] = []
+
+    def parse(self, buf: bytearray, pos: int) -> tuple[pa.RecordBatch, list[Column], int]:
+        if self._head is None:
+            self._head = read_block_header(buf, pos, self.limits)
+        ncols, nrows, pos = self._head
+        while len(self._columns) < ncols:
+            name, p = read_str(buf, pos, 4096)
+            type_text, p = read_str(buf, p, 4096)
+            try:
+                ptype = parse_type(type_text)
+            except TypeError_ as e:
+                raise ProtocolError(UNKNOWN_TYPE, str(e)) from e
+            if nrows:
+                p = _read_prefix(ptype, buf, p)
+                arr, p = _decode(ptype, buf, p, nrows, self.limits)
+            else:
+                arr = pa.array([], arrow_type(ptype))
+            self._arrays.append(arr)
+            self._columns.append(Column(name, type_text, ptype))
+            pos = p
+            self._head = (ncols, nrows, pos)
+        names = [c.name for c in self._columns]
+        if len(set(names)) != len(names):
+            raise ProtocolError(INCORRECT_DATA, f"duplicate column names in block: {names}")
+        return pa.RecordBatch.from_arrays(self._arrays, names=names), self._columns, pos
 
 
 def _read_prefix(t: PType, buf: bytearray, pos: int) -> int:

@@ -78,7 +78,8 @@ class Conn:
         self.cap = opts.limits.max_block_bytes + (1 << 20)
 
     def compact(self) -> None:
-        if self.pos:
+        """Drop consumed bytes (between packets) when that is cheap relative to what remains."""
+        if self.pos and (self.pos == len(self.buf) or self.pos > max(1 << 20, len(self.buf) // 2)):
             del self.buf[: self.pos]
             self.pos = 0
 
@@ -296,6 +297,7 @@ class NativeServer:
 
     async def _read_data(self, conn: Conn, compressed: bool) -> tuple[pa.RecordBatch | None, bytes]:
         """The next Data packet's block; (None, b"") for the empty end-of-data block."""
+        conn.compact()  # between packets: a long INSERT must not grow the buffer
         kind = await conn.parse(nv.read_varuint)
         if kind != nv.C_DATA:
             raise ProtocolError(nv.UNEXPECTED_PACKET_FROM_CLIENT, f"expected a Data packet, got packet type {kind}")
@@ -303,7 +305,8 @@ class NativeServer:
         if compressed:
             return await self._read_compressed_block(conn)
         start = conn.pos
-        batch, _cols = await conn.parse(lambda b, p: _block(b, p, self.opts.limits))
+        reader = nv.BlockReader(self.opts.limits)
+        batch, _cols = await conn.parse(lambda b, p: _block(reader, b, p))
         raw = bytes(conn.buf[start : conn.pos])
         return (None, b"") if batch.num_columns == 0 and batch.num_rows == 0 else (batch, raw)
 
@@ -311,6 +314,7 @@ class NativeServer:
         """Frames until the block inside them parses (frames never cross packets)."""
         data = bytearray()
         limit = self.opts.limits.max_block_bytes
+        reader = nv.BlockReader(self.opts.limits)
         while True:
             size = await conn.parse(lambda b, p: (frame_size(b, p, limit), p))
             frame = await conn.take(size)
@@ -318,7 +322,7 @@ class NativeServer:
             if len(data) > limit:
                 raise ProtocolError(nv.LIMIT_EXCEEDED, f"block larger than {limit} bytes")
             try:
-                batch, _cols, end = nv.decode_block(data, 0, self.opts.limits)
+                batch, _cols, end = reader.parse(data, 0)
             except NeedMore:
                 continue
             if end != len(data):
@@ -378,8 +382,8 @@ class NativeServer:
 # packet parsers (buffer, position) -> (value, position)
 
 
-def _block(buf: bytearray, pos: int, limits: nv.Limits) -> tuple[tuple[pa.RecordBatch, list], int]:
-    batch, cols, end = nv.decode_block(buf, pos, limits)
+def _block(reader: nv.BlockReader, buf: bytearray, pos: int) -> tuple[tuple[pa.RecordBatch, list], int]:
+    batch, cols, end = reader.parse(buf, pos)
     return (batch, cols), end
 
 
