@@ -164,15 +164,17 @@ class NetflowDecoder:
         groups: dict[Template, _Group] = {}
         stats: dict[str, list[int]] = {}
         for p in packets:
-            frames = p.data if isinstance(p.data, list) else [p.data]
-            for data in frames:
-                st = stats.setdefault(p.source, [0, 0])
+            src = p.source
+            st = stats.get(src)
+            if st is None:
+                st = stats[src] = [0, 0]
+            for data in p.data if p.data.__class__ is list else (p.data,):
                 st[0] += 1
                 st[1] += len(data)
                 try:
-                    self._packet(data, p.source, p.received_ms, groups, counters)
+                    self._packet(data, src, p.received_ms, groups, counters)
                 except (struct.error, ValueError, IndexError, OverflowError):
-                    counters.drop(p.source, MALFORMED)  # records before the bad set are kept
+                    counters.drop(src, MALFORMED)  # records before the bad set are kept
         for exporter, (npk, nby) in stats.items():
             counters.add(exporter, packets=npk, nbytes=nby)
         records: dict[str, int] = {}
@@ -217,7 +219,7 @@ class NetflowDecoder:
         if version == 9:
             if len(data) < 20:
                 raise ValueError("short v9 header")
-            _, _, uptime, secs, _, domain = struct.unpack_from(">HHIIII", data)
+            _, _, uptime, secs, _, domain = _V9_HEADER.unpack_from(data)
             return self._sets(data, 20, len(data), exporter, 9, domain, secs * 1000, uptime,
                               now, groups, counters)  # fmt: skip
         if version == 10:
@@ -500,6 +502,7 @@ class NetflowDecoder:
 
 _TS = pa.timestamp("ms", tz="UTC")
 _SET_HEADER = struct.Struct(">HH")
+_V9_HEADER = struct.Struct(">HHIIII")
 
 
 def _per_record(values: tuple, counts: np.ndarray, n: int) -> np.ndarray:
