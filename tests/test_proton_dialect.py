@@ -40,7 +40,8 @@ from srql_compiler.dialects import (
     tumble,
 )
 
-SHARED = Path(os.environ.get("SERVICERADAR_SHARED", "/work/shared"))
+# the shared reference folder sits beside the checkout (../shared), as the issue describes
+SHARED = Path(os.environ.get("SERVICERADAR_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 CORPUS = SHARED / "corpus" / "proton_smoke_queries.jsonl"
 DATA = Path(__file__).parent / "data" / "proton_dialect"
 KNOWN_UNSUPPORTED = DATA / "known_unsupported.json"
