@@ -382,3 +382,75 @@ def test_adapter_protocol_random_rows_roundtrip_through_the_real_client(nats_url
             assert got == want.to_pylist()
 
     run(main())
+
+
+def _cpp_query(text: str, interface: int = 2) -> bytes:
+    """A Query as Proton's C++ client (revision 54459) sends it for a `timeplus` external stream:
+    secondary query, the originating ClientInfo (here HTTP), changed settings, query parameters, compression."""
+    head = b"\x02" + nv.string("default") + nv.string("q0") + nv.string("[::1]:9000") + struct.pack("<Q", 1)
+    if interface == 2:
+        head += bytes([2]) + b"\x01" + nv.string("curl") + nv.string("") + nv.string("")
+    else:
+        head += bytes([1]) + nv.string("u") + nv.string("h") + nv.string("proton server") + nv.varuint(1) \
+            + nv.varuint(6) + nv.varuint(54459)
+    head += nv.string("") + nv.varuint(1)  # quota key, distributed depth
+    if interface == 1:
+        head += nv.varuint(0)  # version patch
+    head += b"\x00" + nv.varuint(0) * 3  # no OpenTelemetry, parallel replicas
+    settings = nv.string("insert_distributed_one_random_shard") + nv.varuint(0) + nv.string("1") \
+        + nv.string("query_mode") + nv.varuint(1) + nv.string("table") + nv.string("")
+    return (nv.varuint(nv.C_QUERY) + nv.string("q1") + head + settings + nv.string("") + nv.varuint(2) + nv.varuint(1)
+            + nv.string(text) + nv.string("") + nv.varuint(2) + nv.string("")
+            + compress_frame(nv.encode_block([])))  # fmt: skip
+
+
+def _server_blocks(data: bytes) -> list[pa.RecordBatch]:
+    """Data packets (compressed) in a server reply, decoded with our own reader."""
+    out, pos = [], 0
+    while pos < len(data) and data[pos] == nv.S_DATA:
+        _, pos = nv.read_str(data, pos + 1)
+        from adapter.compression import frame_size
+
+        size = frame_size(data, pos, 1 << 20)
+        block = decompress_frame(data[pos : pos + size])
+        out.append(nv.decode_block(bytearray(block), 0)[0])
+        pos += size
+    return out
+
+
+def test_adapter_protocol_proton_cpp_client_conversation(nats_url: str) -> None:
+    """Conversations C and D of specs/proton.md §4.7 as revision 54459 bytes: Hello + addendum, TablesStatus,
+    DESC STREAM and SHOW CREATE (secondary, compressed), then a compressed INSERT with an HTTP ClientInfo."""
+
+    async def main() -> None:
+        async with serving(nats_url) as (_server, port, js, stream):
+            hello = (nv.varuint(0) + nv.string("proton server") + nv.varuint(1) + nv.varuint(6) + nv.varuint(54459)
+                     + nv.string("") + nv.string("default") + nv.string("") + nv.string(""))  # + quota key addendum
+            tables = nv.varuint(nv.C_TABLES_STATUS) + nv.varuint(1) + nv.string("default") + nv.string("gnmi_stream")
+            desc = _cpp_query("DESC STREAM default.gnmi_stream")
+            show = _cpp_query("SHOW CREATE default.gnmi_stream", interface=1)
+            out = await asyncio.to_thread(raw_exchange, port, hello + tables + nv.varuint(nv.C_PING) + desc + show,
+                                          hello=False)  # fmt: skip
+            expected_hello = nv.hello_packet(54459)
+            assert out.startswith(expected_hello)
+            rest = out[len(expected_hello):]
+            status = nv.tables_status_packet([("default", "gnmi_stream")]) + nv.varuint(nv.S_PONG)
+            assert rest.startswith(status)
+            rest = rest[len(status):]
+            first = _server_blocks(rest)
+            assert first[0].column("name").to_pylist() == [f.name for f in CATALOG["metrics"].fields]
+            assert first[0].column("type").to_pylist()[0] == "datetime64(3, 'UTC')"
+            assert rest.count(bytes([nv.S_EOS])) >= 2 and exception_code(rest) is None
+
+            block = nv.encode_block([("device", "string")], [("from-cpp",)])
+            insert = (hello + tables[:0] + _cpp_query("INSERT INTO default.gnmi_stream (device) VALUES")
+                      + nv.varuint(2) + nv.string("") + compress_frame(block)
+                      + nv.varuint(2) + nv.string("") + compress_frame(nv.encode_block([])))  # fmt: skip
+            out = await asyncio.to_thread(raw_exchange, port, insert, hello=False)
+            rest = out[len(expected_hello):]
+            header = _server_blocks(rest)[0]
+            assert header.num_rows == 0 and header.schema.names == ["device"]
+            assert rest.endswith(bytes([nv.S_EOS])) and exception_code(rest) is None
+            assert [r["device"] for r in await stored_rows(js, stream)] == ["from-cpp"]
+
+    run(main())
