@@ -139,6 +139,7 @@ class Collector:
         self._wake = asyncio.Event()
         self._servers: list[asyncio.AbstractServer] = []
         self._udp: list[asyncio.DatagramTransport] = []
+        self._udp_socks: list[socket.socket] = []
         self._streams: dict[tuple[str, int], asyncio.Transport] = {}
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
@@ -161,6 +162,7 @@ class Collector:
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(lambda: _Udp(self), sock=sock)
         self._udp.append(transport)  # type: ignore[arg-type]
+        self._udp_socks.append(sock)
         bound = sock.getsockname()[1]
         self.bound.append(("udp", host, bound))
         return bound
@@ -272,6 +274,7 @@ class Collector:
 
     async def stop(self) -> None:
         """Stop listening, decode what is queued, flush, close the sink."""
+        self._drain_udp_sockets()
         for s in self._servers:
             s.close()
         for t in self._udp:
@@ -285,6 +288,18 @@ class Collector:
                 await self._worker
         await self.flush()
         await asyncio.to_thread(self.sink.close)
+
+    def _drain_udp_sockets(self) -> None:
+        """Read the datagrams already waiting in the kernel buffers: they were accepted before the stop."""
+        budget = self.options.queue_packets
+        for sock in self._udp_socks:
+            while budget > 0:
+                try:
+                    data, addr = sock.recvfrom(65535)
+                except OSError:  # BlockingIOError: nothing left
+                    break
+                budget -= 1
+                self.offer(Packet(data, addr[0], addr[1], now_ms(), "udp"))
 
     def health(self) -> dict:
         """A JSON-able snapshot: queue depth, rows buffered and flushed, per-exporter counters."""

@@ -49,10 +49,16 @@ def test_flush_by_rows_and_by_time() -> None:
         col.start()
         for _ in range(5):
             col.offer(Packet(V5, "192.0.2.1", 2055, 0))
-        await asyncio.sleep(0.3)
+        for _ in range(500):  # wait for the 5 packets to be decoded
+            await asyncio.sleep(0.02)
+            if col.counters.total("packets") == 5 and col.health()["rows_buffered"] == 6:
+                break
         by_rows = [t.num_rows for t in sink.tables]  # 2 chunks of 2 packets = 12 rows each
         col.options.flush_ms = 50
-        await asyncio.sleep(1.5)  # the remaining 6 rows go out on age (the worker wakes every second)
+        for _ in range(500):  # the remaining 6 rows go out on age (the worker wakes every second)
+            await asyncio.sleep(0.02)
+            if sink.rows() == 30:
+                break
         by_time = sink.rows()
         await col.stop()
         return by_rows, by_time
@@ -80,7 +86,10 @@ def test_tcp_stream_oversized_frame_is_counted_and_closed() -> None:
         _, w = await asyncio.open_connection("127.0.0.1", port)
         w.write(b"<13>1 - - - - - - fine\n" + b"999999 " + b"x" * 50)
         await w.drain()
-        await asyncio.sleep(0.3)
+        for _ in range(500):
+            await asyncio.sleep(0.02)
+            if col.counters.drops():
+                break
         w.close()
         await col.stop()
         return col
@@ -271,3 +280,19 @@ def test_proton_columns_are_driver_ready() -> None:
     varbinds = _to_driver_column(table.column("varbinds"))
     assert isinstance(varbinds[0], dict) and varbinds[0]["1.3.6.1.6.3.1.1.4.1.0"] == "1.3.6.1.6.3.1.1.5.4"
     assert _to_driver_column(table.column("timestamp"))[0].year == 2027
+
+
+def test_stop_reads_datagrams_still_in_the_kernel_buffer() -> None:
+    async def go() -> tuple[MemorySink, Collector]:
+        sink = MemorySink()
+        col = Collector(NetflowDecoder(), sink)
+        port = await col.listen_udp("127.0.0.1", 0)
+        col.start()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _ in range(20):
+                s.sendto(V5, ("127.0.0.1", port))
+        await col.stop()  # no loop iteration since the sends: the transport has read nothing yet
+        return sink, col
+
+    sink, col = asyncio.run(go())
+    assert sink.rows() == 20 * 6 and col.counters.drops() == {}
