@@ -184,11 +184,18 @@ def add_path_families(sent: Open, received: Open) -> frozenset[tuple[int, int]]:
     )
 
 
+# prefix bytes (length byte + address bytes) → text, per family; bounded: cleared when full. Routers
+# announce and withdraw the same prefixes over and over, so formatting each distinct one once pays.
+_PREFIX_TEXT: dict[int, dict[bytes, str]] = {AFI_IPV4: {}, AFI_IPV6: {}}
+_PREFIX_TEXT_MAX = 200_000
+
+
 def _prefixes(data: bytes | memoryview, afi: int, add_path: bool, where: str) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
     pos, n = 0, len(data)
     max_bits = 32 if afi == AFI_IPV4 else 128
     size = max_bits // 8
+    texts = _PREFIX_TEXT[afi]
     while pos < n:
         path_id = 0
         if add_path:
@@ -201,14 +208,19 @@ def _prefixes(data: bytes | memoryview, afi: int, add_path: bool, where: str) ->
         bits = data[pos]
         if bits > max_bits:
             raise BgpError(f"{where}: prefix length {bits} exceeds {max_bits}")
-        nbytes = (bits + 7) // 8
-        raw = bytes(data[pos + 1 : pos + 1 + nbytes])
-        if len(raw) != nbytes:
+        end = pos + 1 + (bits + 7) // 8
+        if end > n:
             raise BgpError(f"{where}: prefix truncated")
-        pos += 1 + nbytes
-        full = raw + b"\x00" * (size - nbytes)
-        text = ipv4_text(full) if afi == AFI_IPV4 else ipv6_text(full)
-        out.append((f"{text}/{bits}", path_id))
+        key = bytes(data[pos:end])
+        text = texts.get(key)
+        if text is None:
+            full = key[1:] + b"\x00" * (size - len(key) + 1)
+            text = f"{ipv4_text(full) if afi == AFI_IPV4 else ipv6_text(full)}/{bits}"
+            if len(texts) >= _PREFIX_TEXT_MAX:
+                texts.clear()
+            texts[key] = text
+        out.append((text, path_id))
+        pos = end
     return out
 
 

@@ -39,7 +39,9 @@ import numpy as np
 import pyarrow as pa
 
 from ingest.bgp import (
+    Attributes,
     BgpError,
+    Update,
     UpdateDecoder,
     add_path_families,
     ipv4_text,
@@ -211,6 +213,113 @@ class _Rows:
         return len(self.cols["timestamp"])
 
 
+class _UpdateRows:
+    """bgp rows of one decode chunk, kept as per-message values plus per-prefix indices.
+
+    Per message only the header values and one reference to its (shared, cached) attributes are kept;
+    per prefix only its text, path id, message index and kind. The Arrow columns are then built with a
+    few ``take`` calls, so the Python work per prefix is three list appends.
+    """
+
+    ANNOUNCE, ANNOUNCE_MP, WITHDRAW = 0, 1, 2
+
+    def __init__(self) -> None:
+        self.ts: list[int] = []
+        self.router: list[str] = []
+        self.peer: list[str] = []
+        self.peer_as: list[int] = []
+        self.post: list[bool] = []
+        self.loc: list[bool] = []
+        self.attr_id: list[int] = []
+        self.nh: list[str | None] = []
+        self.mp_nh: list[str | None] = []
+        self.attrs: list[Attributes] = []
+        self._attr_ids: dict[int, int] = {}  # id(Attributes) → index (the decoder's cache shares objects)
+        self.msg: list[int] = []
+        self.prefix: list[str] = []
+        self.path_id: list[int] = []
+        self.kind: list[int] = []
+
+    def add(self, router: str, hdr: PeerHeader, upd: Update) -> None:
+        n_ann, n_wd = len(upd.announced), len(upd.withdrawn)
+        if not n_ann + n_wd:
+            return  # End-of-RIB marker or attribute-only UPDATE
+        m = len(self.ts)
+        self.ts.append(hdr.timestamp_ms)
+        self.router.append(router)
+        self.peer.append(hdr.address)
+        self.peer_as.append(hdr.asn)
+        self.post.append(hdr.post_policy)
+        self.loc.append(hdr.loc_rib)
+        a = upd.attrs
+        aid = self._attr_ids.get(id(a))
+        if aid is None or self.attrs[aid] is not a:
+            aid = self._attr_ids[id(a)] = len(self.attrs)
+            self.attrs.append(a)
+        self.attr_id.append(aid)
+        self.nh.append(a.next_hop)
+        self.mp_nh.append(upd.mp_next_hop)
+        for prefixes in (upd.announced, upd.withdrawn):
+            for p, pid in prefixes:
+                self.prefix.append(p)
+                self.path_id.append(pid)
+        self.msg += [m] * (n_ann + n_wd)
+        self.kind += [self.ANNOUNCE_MP] * upd.mp_count + [self.ANNOUNCE] * (n_ann - upd.mp_count) + [
+            self.WITHDRAW] * n_wd  # fmt: skip
+
+    def mark(self) -> tuple[int, int]:
+        return len(self.ts), len(self.prefix)
+
+    def truncate(self, mark: tuple[int, int]) -> None:
+        """Forget the messages and prefixes added after ``mark`` (a message that turned out malformed)."""
+        m, r = mark
+        for col in (self.ts, self.router, self.peer, self.peer_as, self.post, self.loc, self.attr_id, self.nh,
+                    self.mp_nh):  # fmt: skip
+            del col[m:]
+        for col in (self.msg, self.prefix, self.path_id, self.kind):
+            del col[r:]
+
+    def __len__(self) -> int:
+        return len(self.prefix)
+
+    def batch(self, schema: pa.Schema) -> pa.RecordBatch:
+        msg = np.asarray(self.msg, np.int64)
+        kind = np.asarray(self.kind, np.int8)
+        nmsg = len(self.ts)
+        by_msg = pa.array(msg)
+        wd = kind == self.WITHDRAW
+        # attributes: one entry per distinct Attributes, plus an empty one that withdrawals point to
+        na = len(self.attrs)
+        attr_idx = pa.array(np.where(wd, na, np.asarray(self.attr_id, np.int64)[msg]))
+        a = self.attrs
+        attr_cols = {
+            "as_path": pa.array([list(x.as_path) for x in a] + [[]], schema.field("as_path").type),
+            "origin": pa.array([x.origin for x in a] + [None], pa.string()),
+            "med": pa.array([x.med for x in a] + [None], pa.uint32()),
+            "local_pref": pa.array([x.local_pref for x in a] + [None], pa.uint32()),
+            "communities": pa.array([list(x.communities) for x in a] + [[]], schema.field("communities").type),
+            "large_communities": pa.array([list(x.large_communities) for x in a] + [[]],
+                                          schema.field("large_communities").type),
+        }
+        # next hop: the message's NEXT_HOP for IPv4 NLRI, its MP_REACH next hop for MP NLRI, none for withdrawals
+        nh_idx = np.where(wd, 2 * nmsg, msg + np.where(kind == self.ANNOUNCE_MP, nmsg, 0))
+        next_hop = pa.array(self.nh + self.mp_nh + [None], pa.string()).take(pa.array(nh_idx))
+        cols = {
+            "timestamp": pa.array(np.asarray(self.ts, np.int64)).cast(schema.field("timestamp").type).take(by_msg),
+            "router": pa.array(self.router, pa.string()).take(by_msg),
+            "peer": pa.array(self.peer, pa.string()).take(by_msg),
+            "peer_as": pa.array(self.peer_as, pa.uint32()).take(by_msg),
+            "prefix": pa.array(self.prefix, pa.string()),
+            "action": pa.array(["announce", "withdraw"]).take(pa.array(wd.astype(np.int8))),
+            "next_hop": next_hop,
+            "path_id": pa.array(self.path_id, pa.uint32()),
+            "post_policy": pa.array(self.post, pa.bool_()).take(by_msg),
+            "loc_rib": pa.array(self.loc, pa.bool_()).take(by_msg),
+            **{k: v.take(attr_idx) for k, v in attr_cols.items()},
+        }
+        return pa.RecordBatch.from_arrays([cols[f.name] for f in schema], schema=schema)
+
+
 class BmpDecoder:
     """BMP messages → ``bgp`` batches (returned) and ``bgp_peers`` batches (:meth:`take_peer_events`)."""
 
@@ -229,7 +338,7 @@ class BmpDecoder:
 
     # ---- public ----------------------------------------------------------------------------------
     def decode(self, packets: list[Packet], counters: Counters) -> DecodeResult:
-        rows, peers = _Rows(self.schema.names), _Rows(self.peer_schema.names)
+        rows, peers = _UpdateRows(), _Rows(self.peer_schema.names)
         for p in packets:
             key = (p.source, p.port)
             if p.transport == _CLOSE:
@@ -244,7 +353,7 @@ class BmpDecoder:
                 if state.closed_reason:
                     counters.drop(p.source, MALFORMED)  # queued after the bad one: the session is gone
                     continue
-                before = len(rows)
+                before = rows.mark()
                 try:
                     self._message(state, msg, p.received_ms, rows, peers)
                 except (BmpError, BgpError) as e:
@@ -276,7 +385,7 @@ class BmpDecoder:
         ]  # fmt: skip
 
     # ---- message types ---------------------------------------------------------------------------
-    def _message(self, state: RouterState, msg: bytes, received_ms: int, rows: _Rows, peers: _Rows) -> None:
+    def _message(self, state: RouterState, msg: bytes, received_ms: int, rows: _UpdateRows, peers: _Rows) -> None:
         mtype = msg[5]
         name = TYPE_NAMES[mtype]
         state.messages[name] = state.messages.get(name, 0) + 1
@@ -303,36 +412,14 @@ class BmpDecoder:
         else:
             self._mirroring(state, hdr, bytes(body), rows)
 
-    def _route_monitoring(self, state: RouterState, hdr: PeerHeader, body: memoryview, rows: _Rows) -> None:
+    def _route_monitoring(self, state: RouterState, hdr: PeerHeader, body: memoryview, rows: _UpdateRows) -> None:
         mtype, length = split_header(body, "Route Monitoring")
         if length != len(body):
             raise BmpError(f"Route Monitoring holds {len(body)} bytes but its BGP message says {length}")
         if mtype != 2:
             raise BmpError(f"Route Monitoring carries BGP message type {mtype}, not an UPDATE")
         add_path = state.add_path.get((hdr.distinguisher, hdr.address), frozenset())
-        upd = self.updates.decode(body, hdr.asn_size, add_path)
-        self._append_update(state, hdr, upd, rows)
-
-    def _append_update(self, state: RouterState, hdr: PeerHeader, upd: Any, rows: _Rows) -> None:
-        n_ann, n_wd = len(upd.announced), len(upd.withdrawn)
-        n = n_ann + n_wd
-        if not n:
-            return  # End-of-RIB marker or attribute-only UPDATE
-        c, a = rows.cols, upd.attrs
-        c["timestamp"] += [hdr.timestamp_ms] * n
-        c["router"] += [state.router] * n
-        c["peer"] += [hdr.address] * n
-        c["peer_as"] += [hdr.asn] * n
-        c["prefix"] += [p for p, _ in upd.announced] + [p for p, _ in upd.withdrawn]
-        c["path_id"] += [i for _, i in upd.announced] + [i for _, i in upd.withdrawn]
-        c["action"] += ["announce"] * n_ann + ["withdraw"] * n_wd
-        c["next_hop"] += [upd.mp_next_hop] * upd.mp_count + [a.next_hop] * (n_ann - upd.mp_count) + [None] * n_wd
-        for col, val, empty in (("as_path", list(a.as_path), []), ("origin", a.origin, None), ("med", a.med, None),
-                                ("local_pref", a.local_pref, None), ("communities", list(a.communities), []),
-                                ("large_communities", list(a.large_communities), [])):  # fmt: skip
-            c[col] += [val] * n_ann + [empty] * n_wd
-        c["post_policy"] += [hdr.post_policy] * n
-        c["loc_rib"] += [hdr.loc_rib] * n
+        rows.add(state.router, hdr, self.updates.decode(body, hdr.asn_size, add_path))
 
     def _peer_up(self, state: RouterState, hdr: PeerHeader, body: memoryview, peers: _Rows) -> None:
         if len(body) < 20:
@@ -380,17 +467,16 @@ class BmpDecoder:
             elif len(v) == 11:  # per-AFI/SAFI gauges (types 9, 10): afi u16, safi u8, u64
                 stats[f"{STAT_NAMES.get(t, f'type_{t}')}_{v[0] << 8 | v[1]}_{v[2]}"] = int.from_bytes(v[3:], "big")
 
-    def _mirroring(self, state: RouterState, hdr: PeerHeader, body: bytes, rows: _Rows) -> None:
+    def _mirroring(self, state: RouterState, hdr: PeerHeader, body: bytes, rows: _UpdateRows) -> None:
         for t, v in parse_tlvs(body, "Route Mirroring"):
             if t == 0 and len(v) >= 19 and v[18] == 2:  # a mirrored UPDATE becomes rows like a monitored one
                 add_path = state.add_path.get((hdr.distinguisher, hdr.address), frozenset())
-                self._append_update(state, hdr, self.updates.decode(v, hdr.asn_size, add_path), rows)
+                rows.add(state.router, hdr, self.updates.decode(v, hdr.asn_size, add_path))
 
     # ---- errors ----------------------------------------------------------------------------------
-    def _malformed(self, state: RouterState, counters: Counters, msg: bytes, reason: str, rows: _Rows,
-                   before: int) -> None:  # fmt: skip
-        for vals in rows.cols.values():  # rows of a half-decoded message are not kept
-            del vals[before:]
+    def _malformed(self, state: RouterState, counters: Counters, msg: bytes, reason: str, rows: _UpdateRows,
+                   before: tuple[int, int]) -> None:  # fmt: skip
+        rows.truncate(before)  # rows of a half-decoded message are not kept
         counters.drop(state.router, MALFORMED)
         state.closed_reason = reason
         log.warning(json.dumps({"event": "bmp_malformed", "router": state.router, "port": state.port,
@@ -400,8 +486,12 @@ class BmpDecoder:
             self.on_malformed(state.router, state.port, reason)
 
     @staticmethod
-    def _count_records(rows: _Rows, counters: Counters) -> None:
-        for router, n in collections.Counter(rows.cols["router"]).items():
+    def _count_records(rows: _UpdateRows, counters: Counters) -> None:
+        per_msg = np.bincount(np.asarray(rows.msg, np.int64), minlength=len(rows.router))
+        totals: dict[str, int] = collections.defaultdict(int)
+        for router, n in zip(rows.router, per_msg.tolist(), strict=True):  # per message, not per row
+            totals[router] += n
+        for router, n in totals.items():
             counters.add(router, records=n)
 
 

@@ -127,13 +127,27 @@ def session(tmp_path_factory: pytest.TempPathFactory):
         live.wait_for(lambda: "down" in _states(live), 30, "a peer-down event")
         gobgp.stop()
         live.wait_for(lambda: live.col.health()["connected"] == 0, 15, "gobgpd to close its BMP session")
-        time.sleep(0.5)
+        _wait_capture(pcap, live.col.counters.snapshot()["127.0.0.1"]["bytes"])
+        dump.stop()  # the capture is complete before tshark and pmbmpd read it
         yield {"updates": live.updates(), "peers": live.peers(), "pcap": pcap, "dir": d,
                "health": live.col.health(), "health_live": health_live}  # fmt: skip
     finally:
         for proc in (exa, gobgp, dump):
             proc.stop()
         live.stop()
+
+
+def _wait_capture(pcap: Path, payload_bytes: int, timeout: float = 20) -> None:
+    """Let tcpdump catch up (it reads the kernel's ring buffer behind us): the file holds at least the BMP
+    payload we received and has stopped growing."""
+    deadline, last, still = time.monotonic() + timeout, -1, 0
+    while time.monotonic() < deadline:
+        size = pcap.stat().st_size if pcap.exists() else 0
+        still = still + 1 if size == last else 0
+        if size > payload_bytes and still >= 5:
+            return
+        last = size
+        time.sleep(0.3)
 
 
 def _count(live: LiveBmp, action: str) -> int:
