@@ -852,7 +852,11 @@ def resumable(t: Type, limits: Limits = DEFAULT_LIMITS) -> Inc:
             return _sized(t, fast, limits)
         step = _structural(t, limits)
 
+        needs_bytes = min_size(t) > 0
+
         def g(r: Reader, path: Path, ctx: DecodeContext) -> Gen:
+            while needs_bytes and r.pos == len(r.buf):  # nothing yet: wait, so a value that then
+                yield  # arrives whole is decoded by the fast path instead of step by step
             try:
                 v, r.pos = fast(r.buf, r.pos)
                 return v

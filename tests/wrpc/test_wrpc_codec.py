@@ -367,3 +367,11 @@ def test_wrpc_lists_of_zero_size_elements_inside_records() -> None:
     v = {"fw": [(set(),), (set(),)], "v": 3}
     assert wrpc.encode(t, v) == H("02 03")
     assert wrpc.decode(t, H("02 03")) == v
+
+
+def test_wrpc_incremental_decoder_of_zero_size_values_is_done_without_input() -> None:
+    for wit in ("tuple<>", "flags { }", "tuple<flags { }, tuple<>>"):
+        dec = IncrementalDecoder(parse_type(wit))
+        assert dec.done, wit
+    dec = IncrementalDecoder(parse_type("tuple<u8>"))
+    assert not dec.done and dec.feed(b"\x07") and dec.value == (7,)
