@@ -67,8 +67,18 @@ def split(batch: pa.RecordBatch, max_bytes: int) -> list[bytes]:
         if len(data) > max_bytes:
             raise RelayError(f"one row needs {len(data)} bytes, more than the NATS max_payload allows")
         return [data]
-    half = batch.num_rows // 2
-    return split(batch.slice(0, half), max_bytes) + split(batch.slice(half), max_bytes)
+    # slices sized from the average row (serialised once each); a slice that is still too big is halved
+    rows = max(1, int(batch.num_rows * max_bytes * 0.9 / len(data)))
+    out: list[bytes] = []
+    for start in range(0, batch.num_rows, rows):
+        part = batch.slice(start, rows)
+        data = ipc_bytes(part)
+        if len(data) <= max_bytes:
+            out.append(data)
+        else:
+            half = part.num_rows // 2
+            out += split(part.slice(0, half), max_bytes) + split(part.slice(half), max_bytes)
+    return out
 
 
 @dataclass

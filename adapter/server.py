@@ -162,6 +162,7 @@ class NativeServer:
         self.stats = ServerStats()
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._idle: set[asyncio.Task] = set()  # connections waiting between packets (no query running)
         self._draining = False
 
     async def start(self, host: str, port: int, ssl_ctx: ssl.SSLContext | None = None,
@@ -176,6 +177,8 @@ class NativeServer:
         self._draining = True
         if self._server is not None:
             self._server.close()
+        for t in list(self._idle):  # nothing in flight on these: close them now
+            t.cancel()
         if self._tasks:
             _, pending = await asyncio.wait(list(self._tasks), timeout=grace)
             for t in pending:
@@ -208,6 +211,9 @@ class NativeServer:
                 writer.write(nv.exception_packet(e.code, str(e)))
         except (ConnectionError, asyncio.IncompleteReadError) as e:
             log.info("connection lost: %s", e)
+        except asyncio.CancelledError:
+            if not self._draining:
+                raise
         except Exception as e:  # a bug must cost one connection, not the daemon
             log.exception("unexpected error on a connection")
             with contextlib.suppress(Exception):
@@ -225,9 +231,14 @@ class NativeServer:
     async def _serve(self, conn: Conn, writer: asyncio.StreamWriter) -> None:
         hello = await self._handshake(conn, writer)
         rev = min(hello.revision, nv.SERVER_REVISION)
+        task = asyncio.current_task()
         while not self._draining:
             conn.compact()
-            kind = await conn.parse(nv.read_varuint, idle=True)
+            self._idle.add(task)  # type: ignore[arg-type]
+            try:
+                kind = await conn.parse(nv.read_varuint, idle=True)
+            finally:
+                self._idle.discard(task)  # type: ignore[arg-type]
             if kind == nv.C_PING:
                 writer.write(nv.varuint(nv.S_PONG))
             elif kind == nv.C_TABLES_STATUS:

@@ -454,3 +454,32 @@ def test_adapter_protocol_proton_cpp_client_conversation(nats_url: str) -> None:
             assert [r["device"] for r in await stored_rows(js, stream)] == ["from-cpp"]
 
     run(main())
+
+
+def test_adapter_protocol_graceful_close_finishes_running_inserts_and_drops_idle(nats_url: str) -> None:
+    async def main() -> None:
+        async with serving(nats_url) as (server, port, js, stream):
+            idle = socket.create_connection(("127.0.0.1", port))
+            idle.sendall(HELLO)
+            half, resume = threading.Event(), threading.Event()
+
+            def gen():
+                for i, row in enumerate(gnmi_rows(400, "drain")):
+                    if i == 201:
+                        half.set()
+                        resume.wait(30)
+                    yield row
+
+            ins = asyncio.create_task(asyncio.to_thread(insert, port, gen()))
+            await asyncio.to_thread(half.wait, 30)
+            await until(lambda: server.stats.inserts == 1)
+            closing = asyncio.create_task(server.close(grace=60))
+            await until(lambda: server._draining)
+            resume.set()
+            assert await ins == 400  # the running INSERT completes and is acknowledged
+            await asyncio.wait_for(closing, 30)  # the idle connection did not hold the 60 s grace
+            assert len(await stored_rows(js, stream)) == 400
+            assert idle.recv(4096)[:1] == bytes([nv.S_HELLO])
+            idle.close()
+
+    run(main())
