@@ -9,7 +9,6 @@ history ends the run.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from streams.engine import Engine
 from streams.live import query_panel, results_table
 from streams.simulate import BRUTE_SOURCE, FLAP_PREFIX, Simulator
 from streams.sinks import ClickHouseSink
+from streams.sinks.clickhouse import DEFAULT_PATH
 
 USE_CASES = (
     ("gNMI: latency above 100 ms (1-minute windows)", "results_gnmi_latency",
@@ -45,7 +45,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--step-seconds", type=int, default=10, help="event time per step (default 10 s)")
     ap.add_argument("--pace", type=float, default=0.1, help="wall seconds per step, for watching (default 0.1)")
     ap.add_argument("--devices", type=int, default=50, help="simulated routers (default 50)")
-    ap.add_argument("--data-dir", help="chdb data directory (default: a new temporary directory)")
+    ap.add_argument("--data-dir", help=f"store history in DIR/chdb (default {DEFAULT_PATH.parent}, where the "
+                    "REPL's SHOW queries look)")
     ap.add_argument("--no-live", action="store_true", help="print the results once at the end (logs, CI)")
     ap.add_argument("--seed", type=int, default=0)
     return ap.parse_args(argv)
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     console = Console()
     started = time.monotonic()
-    data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="serviceradar-demo-"))
+    data_dir = Path(args.data_dir) if args.data_dir else DEFAULT_PATH.parent
     step_ms = args.step_seconds * 1000
     steps = max(args.minutes * 60_000 // step_ms, 1)
     now_ms = int(time.time() * 1000)
