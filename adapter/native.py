@@ -18,9 +18,37 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from proton_driver.bufferedreader import BufferedReader
 
 from adapter.coltypes import FIXED, PType, TypeError_, arrow_type, parse_type
+
+
+def _driver_reader_class() -> type:
+    """proton-driver's compiled ``BufferedReader``, loaded without the package ``__init__``.
+
+    Importing ``proton_driver`` builds the client's date lookup tables (~40 MB of date objects),
+    which an edge daemon must not pay for one compiled reader; the extension module itself needs
+    nothing from the package.
+    """
+    import importlib.machinery
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("proton_driver")
+    for folder in spec.submodule_search_locations if spec and spec.submodule_search_locations else []:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = Path(folder) / f"bufferedreader{suffix}"
+            if path.exists():
+                loader = importlib.machinery.ExtensionFileLoader("proton_driver.bufferedreader", str(path))
+                mod_spec = importlib.util.spec_from_file_location("proton_driver.bufferedreader", path, loader=loader)
+                module = importlib.util.module_from_spec(mod_spec)  # type: ignore[arg-type]
+                loader.exec_module(module)
+                return module.BufferedReader
+    from proton_driver.bufferedreader import BufferedReader  # pure-Python install: the regular import
+
+    return BufferedReader
+
+
+BufferedReader = _driver_reader_class()
 
 # client -> server packet ids
 C_HELLO, C_QUERY, C_DATA, C_CANCEL, C_PING, C_TABLES_STATUS, C_KEEPALIVE = 0, 1, 2, 3, 4, 5, 6

@@ -247,6 +247,8 @@ async def _latency(work: Path, n: int) -> list[Result]:
         await asyncio.sleep(0.05)
     sent: dict[str, float] = {}
     lat_df = gnmi_frame(100)
+    rss_idle = _rss_mb(adapter.pid)
+    rss_peak = rss_idle
     # warm-up: the hub's source of the edge stream starts (and retries) in the background
     await asyncio.to_thread(client_insert, ap, lat_df.assign(device="warm-up"), "lz4", 1000)
     for _ in range(1200):
@@ -258,7 +260,15 @@ async def _latency(work: Path, n: int) -> list[Result]:
         df = lat_df.assign(device=tag)
         sent[tag] = time.perf_counter()
         await asyncio.to_thread(client_insert, ap, df, "lz4", 1000)
+        rss_peak = max(rss_peak, _rss_mb(adapter.pid))
         await asyncio.sleep(0.02)
+    # under load: one large INSERT (200,000 rows in 65,536-row blocks) while sampling the adapter's RSS
+    big = gnmi_frame(20_000 if n < 100 else 200_000, seed=3)
+    load = asyncio.create_task(asyncio.to_thread(client_insert, ap, big, "lz4", 65_536))
+    while not load.done():
+        rss_peak = max(rss_peak, _rss_mb(adapter.pid))
+        await asyncio.sleep(0.05)
+    await load
     deadline = time.perf_counter() + 120
     while len(arrived) < n and time.perf_counter() < deadline:
         await asyncio.sleep(0.01)
@@ -279,7 +289,13 @@ async def _latency(work: Path, n: int) -> list[Result]:
     hub.stop()
     receiver.close()
     base = float(np.median(direct))
-    return [
+    rss = [
+        Result(SUITE, "adapter RSS idle (subprocess, connected to its leaf)", "MB", rss_idle, higher_is_better=False,
+               note="edge design budget: 116 MB for the whole edge without Proton"),
+        Result(SUITE, "adapter RSS peak under load", "MB", rss_peak, higher_is_better=False,
+               note=f"during 100-row INSERTs and one INSERT of {len(big):,} rows in 65,536-row blocks"),
+    ]  # fmt: skip
+    return rss + [
         Result(SUITE, f"edge->cloud ClickHouse latency p{p} (100-row INSERTs)", "ms", float(np.percentile(lat, p)),
                "direct chdb insert of the same batch (median)", base, higher_is_better=False,
                note=f"{len(lat)}/{n} batches: proton-driver -> adapter -> leaf JetStream -> hub source -> receiver")
