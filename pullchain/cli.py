@@ -49,14 +49,17 @@ async def _serve_tcp(role: str, server: tcp.Server) -> None:
 
 
 async def run_checker(cfg: Config) -> None:
+    """Serve the checker until a signal."""
     await _serve_tcp("checker", daemons.checker_server(cfg))
 
 
 async def run_agent(cfg: Config) -> None:
+    """Serve the agent until a signal."""
     await _serve_tcp("agent", daemons.agent_server(cfg))
 
 
 async def run_poller(cfg: Config) -> None:
+    """Poll on the interval until a signal."""
     poller = daemons.Poller(cfg)
     _install_signals(poller.stop_event.set)
     logs.event(log, "started", role="poller", agents=len(poller.agents), interval=cfg.main["interval"])
@@ -65,6 +68,7 @@ async def run_poller(cfg: Config) -> None:
 
 
 async def run_core(cfg: Config) -> None:
+    """Consume reports until a signal."""
     core = daemons.Core(cfg)
     _install_signals(core.stop)
     logs.event(log, "started", role="core", stream=cfg.main["stream"])
@@ -73,11 +77,13 @@ async def run_core(cfg: Config) -> None:
 
 
 async def health_checker(cfg: Config) -> dict[str, Any]:
+    """Ask the running checker for its services."""
     client = tcp.Client(*split_address(cfg.main["listen"]), timeout=5.0)
     return {"services": await client.invoke(daemons.CHECKER.func("list-services"))}
 
 
 async def health_agent(cfg: Config) -> dict[str, Any]:
+    """Ask the running agent for one poll."""
     client = tcp.Client(*split_address(cfg.main["listen"]), timeout=cfg.main["timeout"])
     report = await client.invoke(daemons.AGENT.func("poll"))
     return {"agent": report["agent-id"], "statuses": len(report["statuses"]), "errors": len(report["errors"])}
@@ -98,6 +104,7 @@ async def _nats_health(url: str, stream: str, durable: str | None) -> dict[str, 
 
 
 async def health_poller(cfg: Config) -> dict[str, Any]:
+    """The poller's stream and every agent it polls."""
     out = await _nats_health(cfg.main["nats_url"], cfg.main["stream"], None)
     agents = {}
     for a in cfg.items:
@@ -113,6 +120,7 @@ async def health_poller(cfg: Config) -> dict[str, Any]:
 
 
 async def health_core(cfg: Config) -> dict[str, Any]:
+    """The core's stream and durable consumer."""
     return await _nats_health(cfg.main["nats_url"], cfg.main["stream"], cfg.main["durable"])
 
 
@@ -162,16 +170,20 @@ def main_for(role: str, argv: list[str] | None = None) -> int:
 
 
 def checker_main() -> int:
+    """Console script ``serviceradar-checker``."""
     return main_for("checker")
 
 
 def agent_main() -> int:
+    """Console script ``serviceradar-agent``."""
     return main_for("agent")
 
 
 def poller_main() -> int:
+    """Console script ``serviceradar-poller``."""
     return main_for("poller")
 
 
 def core_main() -> int:
+    """Console script ``serviceradar-core``."""
     return main_for("core")

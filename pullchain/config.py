@@ -32,14 +32,17 @@ class Key:
 
 
 def positive(v: Any) -> str | None:
+    """Check: a number above zero."""
     return None if v > 0 else "must be greater than 0"
 
 
 def port_number(v: Any) -> str | None:
+    """Check: a TCP port."""
     return None if 1 <= v <= 65535 else "must be a port number 1..65535"
 
 
 def address(v: Any) -> str | None:
+    """Check: ``"host:port"``."""
     host, sep, port = v.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         return 'must be "host:port"'
@@ -47,10 +50,12 @@ def address(v: Any) -> str | None:
 
 
 def nats_url(v: Any) -> str | None:
+    """Check: a NATS URL."""
     return None if urlsplit(v).scheme in ("nats", "tls", "ws", "wss") else 'must be a URL like "nats://host:4222"'
 
 
 def token(v: Any) -> str | None:
+    """Check: usable as one NATS subject token."""
     ok = v and all(c.isalnum() or c in "-_" for c in v)
     return None if ok else "must be letters, digits, '-' or '_' (it becomes a NATS subject token)"
 

@@ -61,6 +61,7 @@ class CheckerService:
         self.checks = {c["name"]: c for c in cfg.items}
 
     async def get_status(self, service_name: str) -> wrpc.Ok | wrpc.Err:
+        """checker.get-status: run the named check now."""
         check = self.checks.get(service_name)
         if check is None:
             return wrpc.Err(f"no check named {service_name!r}")
@@ -69,6 +70,7 @@ class CheckerService:
         return wrpc.Ok(st)
 
     def list_services(self) -> list[str]:
+        """checker.list-services."""
         return list(self.checks)
 
 
@@ -110,6 +112,7 @@ class AgentService:
         return statuses, errors
 
     async def poll(self) -> dict[str, Any]:
+        """agent.poll: every checker's checks, concurrently."""
         parts = await asyncio.gather(*(self._poll_checker(a, c) for a, c in self.clients))
         report = {
             "agent-id": self.id,
@@ -120,6 +123,7 @@ class AgentService:
         return report
 
     async def get_status(self, service_name: str) -> wrpc.Ok | wrpc.Err:
+        """agent.get-status: through the checker that has the check."""
         for addr, client in self.clients:
             try:
                 if service_name in await client.invoke(CHECKER.func("list-services")):
@@ -228,6 +232,7 @@ class Core:
         self._stop = asyncio.Event()
 
     def report_status(self, report: dict[str, Any]) -> wrpc.Ok | wrpc.Err:
+        """core.report-status: append the report; ``Err`` makes JetStream redeliver it."""
         try:
             with self.output.open("a") as f:
                 f.write(json.dumps(report, sort_keys=True) + "\n")
@@ -238,6 +243,7 @@ class Core:
         return wrpc.Ok()
 
     async def run(self) -> None:
+        """Connect, then consume until :meth:`stop`."""
         self.nc = await connect_nats(self.cfg["nats_url"], "serviceradar-core", self._stop)
         if self.nc is None:
             return
@@ -256,6 +262,7 @@ class Core:
                 await self.nc.drain()
 
     def stop(self) -> None:
+        """Stop after the message in hand."""
         self._stop.set()
         if self.consumer is not None:
             self.consumer.stop()
