@@ -375,3 +375,17 @@ def test_wrpc_incremental_decoder_of_zero_size_values_is_done_without_input() ->
         assert dec.done, wit
     dec = IncrementalDecoder(parse_type("tuple<u8>"))
     assert not dec.done and dec.feed(b"\x07") and dec.value == (7,)
+
+
+def test_wrpc_stream_head_forms() -> None:
+    """§1.4.3: 00 is pending; a non-zero head is read the Rust/JS way, as one inline list<T> chunk."""
+    import asyncio
+
+    pending = wrpc.decode("stream<u8>", H("00"))
+    assert not pending.closed
+    ready = wrpc.decode("stream<u8>", H("03 01 02 03"))
+    assert ready.closed and asyncio.run(ready.read_all()) == b"\x01\x02\x03"
+    ready64 = wrpc.decode("stream<u64>", H("02 05 ac 02"))
+    assert asyncio.run(ready64.read_all()) == [5, 300]
+    with pytest.raises(wrpc.DecodeError):
+        wrpc.decode("stream<u8>", H("03 01 02"))
