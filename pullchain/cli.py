@@ -89,10 +89,10 @@ async def health_agent(cfg: Config) -> dict[str, Any]:
     return {"agent": report["agent-id"], "statuses": len(report["statuses"]), "errors": len(report["errors"])}
 
 
-async def _nats_health(url: str, stream: str, durable: str | None) -> dict[str, Any]:
+async def _nats_health(url: str, stream: str, durable: str | None, domain: str = "") -> dict[str, Any]:
     nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=0, allow_reconnect=False)
     try:
-        js = nc.jetstream()
+        js = nc.jetstream(domain=domain or None)
         info = await js.stream_info(stream)
         out: dict[str, Any] = {"stream": stream, "messages": info.state.messages}
         if durable:
@@ -105,7 +105,7 @@ async def _nats_health(url: str, stream: str, durable: str | None) -> dict[str, 
 
 async def health_poller(cfg: Config) -> dict[str, Any]:
     """The poller's stream and every agent it polls."""
-    out = await _nats_health(cfg.main["nats_url"], cfg.main["stream"], None)
+    out = await _nats_health(cfg.main["nats_url"], cfg.main["stream"], None, cfg.main["jetstream_domain"])
     agents = {}
     for a in cfg.items:
         try:
@@ -121,7 +121,9 @@ async def health_poller(cfg: Config) -> dict[str, Any]:
 
 async def health_core(cfg: Config) -> dict[str, Any]:
     """The core's stream and durable consumer."""
-    return await _nats_health(cfg.main["nats_url"], cfg.main["stream"], cfg.main["durable"])
+    return await _nats_health(
+        cfg.main["nats_url"], cfg.main["stream"], cfg.main["durable"], cfg.main["jetstream_domain"]
+    )
 
 
 ROLES: dict[str, tuple[Callable[[Config], Awaitable[None]], Callable[[Config], Awaitable[dict[str, Any]]]]] = {

@@ -170,6 +170,7 @@ POLLER = {
     "interval": Key(float, 30.0, positive),
     "nats_url": Key(str, "nats://127.0.0.1:4222", nats_url),
     "stream": Key(str, "", doc='JetStream stream (default "SR_<TENANT>"), created if missing'),
+    "jetstream_domain": Key(str, "", doc="JetStream domain of the stream (e.g. the edge leaf node's); empty = local"),
     "timeout": Key(float, 10.0, positive),
     **LOG_KEYS,
 }
@@ -179,6 +180,7 @@ CORE = {
     "nats_url": Key(str, "nats://127.0.0.1:4222", nats_url),
     "stream": Key(str, ""),
     "durable": Key(str, "core", token),
+    "jetstream_domain": Key(str, "", doc="JetStream domain of the stream (e.g. an edge leaf node's); empty = local"),
     "output": Key(str, REQUIRED, doc="JSON-lines file the reports are appended to"),
     "batch": Key(int, 64, positive),
     **LOG_KEYS,

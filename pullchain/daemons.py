@@ -167,7 +167,7 @@ class Poller:
         self.nc = await connect_nats(self.cfg["nats_url"], f"poller-{self.cfg['id']}", self.stop_event)
         if self.nc is None:
             return False
-        js = self.nc.jetstream()
+        js = self.nc.jetstream(domain=self.cfg.get("jetstream_domain") or None)
         await ensure_stream(js, self.cfg["stream"], [f"serviceradar.{self.cfg['tenant']}.>"])
         self.queue = QueuedClient(js, self.cfg["tenant"], timeout=self.cfg["timeout"])
         return True
@@ -247,7 +247,7 @@ class Core:
         self.nc = await connect_nats(self.cfg["nats_url"], "serviceradar-core", self._stop)
         if self.nc is None:
             return
-        js = self.nc.jetstream()
+        js = self.nc.jetstream(domain=self.cfg.get("jetstream_domain") or None)
         await ensure_stream(js, self.cfg["stream"], [f"serviceradar.{self.cfg['tenant']}.>"])
         self.consumer = QueuedConsumer(
             js, self.cfg["stream"], self.cfg["durable"], results_subject(self.cfg["tenant"]), batch=self.cfg["batch"]
