@@ -72,7 +72,10 @@ class LiveBmp:
             if what():
                 return
             time.sleep(0.3)
-        raise AssertionError(f"timed out after {timeout}s waiting for {message}; health={self.col.health()}")
+        t = self.col.collector.sink.table()  # type: ignore[attr-defined]
+        rows = [] if t is None else t.to_pylist()[-20:]
+        raise AssertionError(f"timed out after {timeout}s waiting for {message}; health={self.col.health()}; "
+                             f"last rows={rows}")
 
     def stop(self) -> None:
         self.lt.run(self.col.stop())
