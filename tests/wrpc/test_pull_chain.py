@@ -298,3 +298,91 @@ def test_pull_poller_keeps_every_report_across_a_nats_outage(tmp_path: Path) -> 
         run(main())
     finally:
         srv.stop()
+
+
+def test_pull_edge_leaf_keeps_reports_while_the_cloud_is_away(tmp_path: Path) -> None:
+    """The architecture's store and forward: the poller queues into the edge leaf node's JetStream
+    (domain "edge"); the core reads that stream from the cloud hub across the leaf connection.
+    The hub goes away and comes back: the poller never notices, the core gets every report once."""
+    from pullchain import daemons
+    from pullchain.config import Config
+
+    leaf_port = free_port()
+    hub = NatsServer(tmp_path / "hub", domain="hub", extra=f"leafnodes {{ listen: 127.0.0.1:{leaf_port} }}").start()
+    edge = NatsServer(
+        tmp_path / "edge",
+        domain="edge",
+        extra=f'leafnodes {{ remotes: [ {{ url: "nats-leaf://127.0.0.1:{leaf_port}" }} ] }}',
+    ).start()
+    output = tmp_path / "reports.jsonl"
+
+    def seqs() -> list[int]:
+        return [json.loads(x)["seq"] for x in output.read_text().splitlines()] if output.exists() else []
+
+    async def main() -> None:
+        checker = daemons.checker_server(
+            Config(
+                "c",
+                {"listen": "127.0.0.1:0", "timeout": 10.0},
+                [{"name": "h", "type": "host-metrics", "disk_path": "/"}],
+            )
+        )
+        await checker.start()
+        agent = daemons.agent_server(
+            Config(
+                "a",
+                {"id": "a1", "listen": "127.0.0.1:0", "timeout": 10.0},
+                [{"address": f"127.0.0.1:{checker.port}", "timeout": 5.0}],
+            )
+        )
+        await agent.start()
+        poller = daemons.Poller(
+            Config(
+                "p",
+                {"id": "p1", "tenant": "t", "interval": 0.05, "nats_url": edge.url, "stream": "SR_T", "timeout": 2.0},
+                [{"address": f"127.0.0.1:{agent.port}", "timeout": 5.0}],
+            )
+        )
+        polling = asyncio.create_task(poller.run())
+        core = daemons.Core(
+            Config(
+                "core",
+                {
+                    "tenant": "t",
+                    "nats_url": hub.url,
+                    "stream": "SR_T",
+                    "durable": "core",
+                    "jetstream_domain": "edge",
+                    "output": str(output),
+                    "batch": 16,
+                },
+            )
+        )
+        consuming = asyncio.create_task(core.run())
+        while len(seqs()) < 3:
+            assert not polling.done() and not consuming.done()
+            await asyncio.sleep(0.05)
+        hub.stop()  # the cloud goes away
+        before = poller.seq
+        while poller.seq < before + 10:  # the edge keeps polling and queueing locally
+            await asyncio.sleep(0.05)
+        assert not poller.pending, "the poller had to hold reports although its leaf node was up"
+        hub.start()
+        poller.stop_event.set()
+        await polling
+        last = poller.seq
+        while not seqs() or seqs()[-1] < last:
+            assert not consuming.done(), consuming
+            await asyncio.sleep(0.05)
+        core.stop()
+        await consuming
+        got = seqs()
+        assert got == list(range(got[0], last + 1)), "a report was lost or duplicated"
+        await agent.close()
+        await checker.close()
+
+    try:
+        run(main())
+    finally:
+        edge.stop()
+        hub.stop()

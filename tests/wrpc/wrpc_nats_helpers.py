@@ -28,14 +28,18 @@ def free_port() -> int:
 class NatsServer:
     """Start/stop/restart one nats-server with JetStream and its own store directory."""
 
-    def __init__(self, workdir: Path, max_payload: int | None = None) -> None:
+    def __init__(self, workdir: Path, max_payload: int | None = None, domain: str = "", extra: str = "") -> None:
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.store = workdir / "jetstream"
         self.conf = workdir / "nats.conf"
-        lines = [f"listen: 127.0.0.1:{self.port}", f'jetstream {{ store_dir: "{self.store}" }}']
+        js_domain = f", domain: {domain}" if domain else ""
+        lines = [f"listen: 127.0.0.1:{self.port}", f'jetstream {{ store_dir: "{self.store}"{js_domain} }}']
         if max_payload:
             lines.append(f"max_payload: {max_payload}")
+        if extra:
+            lines.append(extra)
         self.conf.write_text("\n".join(lines) + "\n")
         self.proc: subprocess.Popen | None = None
 
