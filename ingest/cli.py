@@ -2,6 +2,8 @@
 
     serviceradar-ingest netflow|syslog|traps --listen [udp://|tcp://|tls://]HOST:PORT
         [--config FILE] [--output FILE.parquet | --engine | --proton URL]
+    serviceradar-ingest bmp --listen HOST:PORT ...     (see ingest.bmp)
+    serviceradar-ingest gnmi --config FILE | --target HOST:PORT --path PATH ...   (see ingest.gnmi)
 
 A bare ``HOST:PORT`` listens on the protocol's usual transports (netflow: UDP; syslog: UDP and TCP;
 traps: UDP). Logs are JSON lines on stderr; the last line before exit holds the final counters.
@@ -156,7 +158,14 @@ def configure(args: argparse.Namespace) -> Config:
     return cfg
 
 
+# collectors with their own command line (two outputs, or targets to dial rather than a listener)
+OWN_CLI = {"bmp": "ingest.bmp", "gnmi": "ingest.gnmi"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in OWN_CLI:
+        return importlib.import_module(OWN_CLI[argv[0]]).main(argv[1:])
     args = parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter())

@@ -199,7 +199,7 @@ def test_max_routers_refuses_extra_sessions() -> None:
 def test_cli_flushes_both_outputs_on_sigterm(tmp_path) -> None:
     port = free_port()
     out = tmp_path / "bgp.parquet"
-    proc = subprocess.Popen([sys.executable, "-m", "ingest.bmp", "--listen", f"127.0.0.1:{port}", "--output", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "ingest.cli", "bmp", "--listen", f"127.0.0.1:{port}", "--output", str(out)],
                             stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=os.getcwd()))  # fmt: skip
     try:
         deadline = time.monotonic() + 20

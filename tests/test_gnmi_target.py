@@ -221,7 +221,8 @@ def test_cli_quick_look_once(tmp_path) -> None:
     target = ScriptedTarget(every_kind)
     server = TargetServer(target)
     try:
-        r = subprocess.run([sys.executable, "-m", "ingest.gnmi", "--target", f"127.0.0.1:{server.port}", "--path",
+        r = subprocess.run([sys.executable, "-m", "ingest.cli", "gnmi", "--target", f"127.0.0.1:{server.port}",
+                            "--path",
                             "/interfaces", "--mode", "once", "--insecure"], capture_output=True, text=True,
                            timeout=60, env=dict(os.environ, PYTHONPATH=os.getcwd()))  # fmt: skip
         assert r.returncode == 0, r.stderr
