@@ -143,6 +143,7 @@ class Hello:
     revision: int
     database: str
     user: str
+    password: str = field(default="", repr=False)
 
 
 @dataclass
@@ -261,7 +262,7 @@ class NativeServer:
         if conn.buf[0:1] in (b"G", b"P", b"H"):
             raise ProtocolError(nv.UNEXPECTED_PACKET_FROM_CLIENT, "this is Proton's native TCP port, not HTTP")
         hello = await conn.parse(_parse_hello)
-        if not hello.user or (self.opts.users and self.opts.users.get(hello.user) != getattr(hello, "password", None)):
+        if not hello.user or (self.opts.users and self.opts.users.get(hello.user) != hello.password):
             raise ProtocolError(nv.AUTHENTICATION_FAILED, f"{hello.user or '(empty)'}: authentication failed")
         writer.write(nv.hello_packet(hello.revision, self.opts.timezone))
         await writer.drain()
@@ -409,9 +410,7 @@ def _parse_hello(buf: bytearray, pos: int) -> tuple[Hello, int]:
     database, pos = nv.read_str(buf, pos, 1024)
     user, pos = nv.read_str(buf, pos, 1024)
     password, pos = nv.read_str(buf, pos, 1024)
-    hello = Hello(name, revision, database, user)
-    hello.password = password  # type: ignore[attr-defined]  # kept off the dataclass repr
-    return hello, pos
+    return Hello(name, revision, database, user, password), pos
 
 
 def _parse_tables_status(buf: bytearray, pos: int) -> tuple[list[tuple[str, str]], int]:

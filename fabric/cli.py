@@ -113,11 +113,27 @@ def query_main(cfg: dict, sql: str, out: str) -> int:
     return 0
 
 
+def receiver_health(cfg: dict) -> int:
+    """Status file written by the running receiver: connected and fresh (< 10 s) means healthy."""
+    import time
+
+    path = Path(cfg.get("status_file") or "")
+    if not cfg.get("status_file") or not path.exists():
+        print(json.dumps({"healthy": False, "error": "no status_file (set status_file in the config)"}))
+        return 1
+    report = json.loads(path.read_text())
+    report["status_age_s"] = round(time.time() - path.stat().st_mtime, 1)
+    report["healthy"] = bool(report.get("connected")) and report["status_age_s"] < 10
+    print(json.dumps(report))
+    return 0 if report["healthy"] else 1
+
+
 def receiver_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="serviceradar-receiver", description="cloud receiver: JetStream -> ClickHouse")
     p.add_argument("--config", required=True)
     p.add_argument("--query", help="run this SQL against the receiver's ClickHouse and exit")
     p.add_argument("--out", help="Arrow IPC file for --query results")
+    p.add_argument("--health", action="store_true", help="print the running receiver's status; 0 = healthy")
     p.add_argument("--log-level", default="INFO")
     args = p.parse_args(argv)
     try:
@@ -127,6 +143,8 @@ def receiver_main(argv: list[str] | None = None) -> int:
         return 2
     if args.query:
         return query_main(cfg, args.query, args.out or "/dev/stdout")
+    if args.health:
+        return receiver_health(cfg)
     setup_logging(args.log_level)
     asyncio.run(run_receiver(cfg))
     return 0

@@ -21,6 +21,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import nats.js.errors
 import pyarrow as pa
 from nats.js.api import ExternalStream, StreamConfig, StreamSource
 
@@ -52,7 +53,7 @@ async def ensure_cloud_stream(js, name: str, edge_domains: list[str], edge_strea
     config = StreamConfig(name=name, subjects=[], sources=sources, max_bytes=max_bytes)
     try:
         await js.add_stream(config)
-    except Exception:  # exists: bring its sources up to date
+    except nats.js.errors.BadRequestError:  # exists: bring its sources up to date
         await js.update_stream(config)
 
 

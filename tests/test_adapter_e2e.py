@@ -5,7 +5,10 @@ uncompressed, LZ4 and ZSTD blocks; the rows in ClickHouse equal the rows inserte
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -114,6 +117,9 @@ def test_adapter_e2e_every_column_type_every_compression(fabric: Fabric) -> None
     wait_for(lambda: fabric.receiver_rows() >= total, 90, f"{total} rows in the receiver")
     status = fabric.adapter_status()
     assert status["relay"]["failures"] == 0 and status["server"]["protocol_errors"] == 0
+    health = subprocess.run([sys.executable, "-m", "fabric", "--config", str(fabric.receiver_config()), "--health"],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert health.returncode == 0 and json.loads(health.stdout)["rows"] >= total
     fabric.stop("receiver-acme")
     for entity, rows in sent.items():
         stream = CATALOG[entity].stream
