@@ -310,7 +310,8 @@ class NativeServer:
     async def _read_data(self, conn: Conn, compressed: bool) -> tuple[pa.RecordBatch | None, bytes]:
         """The next Data packet's block; (None, b"") for the empty end-of-data block."""
         conn.compact()  # between packets: a long INSERT must not grow the buffer
-        kind = await conn.parse(nv.read_varuint)
+        # waiting for the next block is idle time: a materialized view's INSERT may pause for long
+        kind = await conn.parse(nv.read_varuint, idle=True)
         if kind != nv.C_DATA:
             raise ProtocolError(nv.UNEXPECTED_PACKET_FROM_CLIENT, f"expected a Data packet, got packet type {kind}")
         await conn.parse(lambda b, p: nv.read_str(b, p, 4096))  # external table name

@@ -12,6 +12,7 @@ import datetime as dt
 import socket
 import struct
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -308,6 +309,13 @@ def test_adapter_protocol_slow_and_idle_clients_time_out_others_served(nats_url:
                         out += chunk
                     return out
 
+            def pausing():  # a long pause between blocks of one INSERT is idle time, not a stalled packet
+                for i, row in enumerate(gnmi_rows(120, "pause")):
+                    if i == 60:
+                        time.sleep(1.0)  # longer than packet_timeout, shorter than idle_timeout
+                    yield row
+
+            assert await asyncio.to_thread(insert, port, pausing()) == 120
             slow_hello = loop.run_in_executor(None, slow, HELLO[:5])
             idle = loop.run_in_executor(None, slow, HELLO)
             # meanwhile a real client is served
