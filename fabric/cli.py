@@ -22,6 +22,7 @@ RECEIVER_SCHEMA = {
     "tenant": str, "nats_url": str, "user": str, "password": str, "tls_ca": str, "tls_cert": str, "tls_key": str,
     "allowed_server_ids": list, "cloud_stream": str, "edge_stream": str, "edge_domains": list, "durable": str,
     "chdb_path": str, "clickhouse_url": str, "status_file": str,
+    "archive_dir": str, "archive_after_days": int, "archive_interval_s": (int, float),
 }  # fmt: skip
 
 
@@ -38,8 +39,10 @@ def load_receiver_config(path: str) -> dict:
     for k, v in data.items():
         if k not in RECEIVER_SCHEMA:
             raise ReceiverConfigError(f"{k}: unknown key (known: {', '.join(RECEIVER_SCHEMA)})")
-        if not isinstance(v, RECEIVER_SCHEMA[k]):
-            raise ReceiverConfigError(f"{k}: expected {RECEIVER_SCHEMA[k].__name__}")
+        expected = RECEIVER_SCHEMA[k]
+        if not isinstance(v, expected) or isinstance(v, bool):
+            names = "/".join(t.__name__ for t in expected) if isinstance(expected, tuple) else expected.__name__
+            raise ReceiverConfigError(f"{k}: expected {names}")
     if "tenant" not in data or "nats_url" not in data:
         raise ReceiverConfigError("tenant and nats_url are required")
     natsconf.check_token("tenant", data["tenant"])
@@ -48,6 +51,10 @@ def load_receiver_config(path: str) -> dict:
     data.setdefault("edge_stream", f"SR_{t}")
     data.setdefault("edge_domains", [natsconf.edge_domain(data["tenant"])])
     data.setdefault("durable", f"receiver_{data['tenant']}")
+    data.setdefault("archive_after_days", 30)
+    data.setdefault("archive_interval_s", 3600)
+    if data["archive_after_days"] < 1 or data["archive_interval_s"] <= 0:
+        raise ReceiverConfigError("archive_after_days must be >= 1 and archive_interval_s > 0")
     if not data.get("chdb_path") and not data.get("clickhouse_url"):
         raise ReceiverConfigError("one of chdb_path or clickhouse_url is required")
     return data
@@ -78,10 +85,17 @@ async def run_receiver(cfg: dict) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     log.info("receiving", extra={"fields": {"tenant": cfg["tenant"], "stream": cfg["cloud_stream"]}})
+    next_archive = loop.time() + min(cfg["archive_interval_s"], 5)
     try:
         while not stop.is_set() and not task.done():
+            if cfg.get("archive_dir") and loop.time() >= next_archive:
+                moved = await receiver.archive(cfg["archive_dir"], cfg["archive_after_days"])
+                if moved:
+                    log.info("archived", extra={"fields": {"rows": moved}})
+                next_archive = loop.time() + cfg["archive_interval_s"]
             if cfg.get("status_file"):
                 status = {"tenant": cfg["tenant"], "connected": nc.is_connected, **asdict(receiver.stats),
+                          "archived": receiver.archived,
                           "consumer": asdict(consumer.stats)}  # fmt: skip
                 Path(cfg["status_file"] + ".tmp").write_text(json.dumps(status))
                 Path(cfg["status_file"] + ".tmp").replace(cfg["status_file"])

@@ -66,6 +66,7 @@ class Receiver:
         self._tables: set[str] = set()
         # chdb is used from one thread only; the event loop keeps serving NATS meanwhile
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="receiver-sink")
+        self.archived: dict[str, int] = {}
 
     async def publish(self, batch: dict) -> wrpc.Ok | wrpc.Err:
         ent = CATALOG.by_stream(batch["stream"]) or CATALOG.get(batch["stream"])
@@ -93,6 +94,22 @@ class Receiver:
             self._tables.add(ent.stream)
         self.sink.sql(f"SET insert_deduplication_token = '{ent.stream}-{int(seq)}'")
         self.sink.insert(ent, table)
+
+    async def archive(self, root: str, older_than_days: int) -> dict[str, int]:
+        """Move whole days older than ``older_than_days`` to the Parquet archive (on the sink's thread)."""
+        from streams.sinks.archive import ParquetArchive
+
+        def move() -> dict[str, int]:
+            return self.sink.archive(ParquetArchive(root), older_than_days)
+
+        try:
+            moved = await asyncio.get_running_loop().run_in_executor(self._pool, move)
+        except Exception as e:  # an archive failure must not stop ingestion; retried next interval
+            log.error("archive failed: %s: %s", type(e).__name__, e)
+            return {}
+        for k, v in moved.items():
+            self.archived[k] = self.archived.get(k, 0) + v
+        return moved
 
     def consumer(self, js, stream: str, durable: str, **kw) -> QueuedConsumer:
         """A durable consumer of the tenant's cloud stream, wired to :meth:`publish`."""

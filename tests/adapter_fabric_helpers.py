@@ -91,26 +91,31 @@ class Fabric:
     def adapter_status(self, tenant: str = "acme") -> dict:
         return json.loads((self.root / f"adapter-{tenant}.json").read_text())
 
-    def receiver_config(self, tenant: str = "acme") -> Path:
+    def receiver_config(self, tenant: str = "acme", extra: str = "") -> Path:
         t = self.tenants[tenant]
         cfg = self.root / f"receiver-{tenant}.toml"
-        cfg.write_text(
-            f'tenant = "{tenant}"\nnats_url = "nats://127.0.0.1:{self.hub_port}"\nuser = "{t.receiver_user}"\n'
-            f'password = "{t.receiver_password}"\nchdb_path = "{self.root / ("chdb-" + tenant)}"\n'
-            f'status_file = "{self.root / ("receiver-" + tenant + ".json")}"\n')
+        if extra or not cfg.exists():
+            cfg.write_text(
+                f'tenant = "{tenant}"\nnats_url = "nats://127.0.0.1:{self.hub_port}"\nuser = "{t.receiver_user}"\n'
+                f'password = "{t.receiver_password}"\nchdb_path = "{self.root / ("chdb-" + tenant)}"\n'
+                f'status_file = "{self.root / ("receiver-" + tenant + ".json")}"\n{extra}')
         return cfg
 
-    def start_receiver(self, tenant: str = "acme") -> None:
+    def start_receiver(self, tenant: str = "acme", extra: str = "") -> None:
         status = self.root / f"receiver-{tenant}.json"
         status.unlink(missing_ok=True)
         log = open(self.root / f"receiver-{tenant}.log", "ab")  # noqa: SIM115
         self.procs[f"receiver-{tenant}"] = subprocess.Popen(
-            [PY, "-m", "fabric", "--config", str(self.receiver_config(tenant))], stdout=log, stderr=log, cwd=ROOT)
+            [PY, "-m", "fabric", "--config", str(self.receiver_config(tenant, extra))],
+            stdout=log, stderr=log, cwd=ROOT)  # fmt: skip
         wait_for(lambda: status.exists(), 60, f"receiver for {tenant} ({self.root}/receiver-{tenant}.log)")
 
-    def receiver_rows(self, tenant: str = "acme") -> int:
+    def receiver_status(self, tenant: str = "acme") -> dict:
         p = self.root / f"receiver-{tenant}.json"
-        return json.loads(p.read_text())["rows"] if p.exists() else 0
+        return json.loads(p.read_text()) if p.exists() else {}
+
+    def receiver_rows(self, tenant: str = "acme") -> int:
+        return self.receiver_status(tenant).get("rows", 0)
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> int:
         proc = self.procs.pop(name)

@@ -17,6 +17,7 @@ from adapter_fabric_helpers import Fabric, private_tmp, wait_for
 from proton_driver import Client
 
 from streams.catalog import CATALOG
+from streams.sinks.archive import ParquetArchive
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)  # inside the tables' 90-day TTL
 
@@ -105,7 +106,8 @@ def fabric(work: Path):
 
 def test_adapter_e2e_every_column_type_every_compression(fabric: Fabric) -> None:
     port = fabric.start_adapter()
-    fabric.start_receiver()
+    archive = fabric.root / "archive"
+    fabric.start_receiver(extra=f'archive_dir = "{archive}"\narchive_after_days = 30\narchive_interval_s = 1\n')
     rnd = random.Random(7)
     sent: dict[str, list[tuple]] = {e: [] for e in GENERATORS}
     for comp_i, compression in enumerate((False, "lz4", "zstd")):
@@ -113,8 +115,13 @@ def test_adapter_e2e_every_column_type_every_compression(fabric: Fabric) -> None
             rows = gen(300, f"c{comp_i}", rnd)
             assert insert(port, entity, rows, compression, block=128) == len(rows)
             sent[entity] += rows
-    total = sum(len(v) for v in sent.values())
+    # rows 40 days old: stored, then moved whole-day to the Parquet archive by the receiver
+    old_day = NOW - dt.timedelta(days=40)
+    old = [(old_day, *r[1:]) for r in metrics_rows(200, "old", rnd)]
+    assert insert(port, "metrics", old, "lz4", block=64) == len(old)
+    total = sum(len(v) for v in sent.values()) + len(old)
     wait_for(lambda: fabric.receiver_rows() >= total, 90, f"{total} rows in the receiver")
+    wait_for(lambda: fabric.receiver_status().get("archived", {}).get("metrics", 0) >= len(old), 60, "the archive move")
     status = fabric.adapter_status()
     assert status["relay"]["failures"] == 0 and status["server"]["protocol_errors"] == 0
     health = subprocess.run([sys.executable, "-m", "fabric", "--config", str(fabric.receiver_config()), "--health"],
@@ -125,3 +132,4 @@ def test_adapter_e2e_every_column_type_every_compression(fabric: Fabric) -> None
         stream = CATALOG[entity].stream
         got = normalise(entity, fabric.query(f"SELECT * FROM {stream}"))
         assert got == expected(entity, rows), entity
+    assert normalise("metrics", ParquetArchive(archive).read("metrics")) == expected("metrics", old)
