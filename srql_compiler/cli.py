@@ -3,7 +3,8 @@
     srql                                   open the REPL
     srql compile [--target T] [--proton-version V] [--mv NAME --into SINK] QUERY
     srql ddl --target proton|clickhouse|duckdb [ENTITY ...]
-    srql demo                              the main job on embedded defaults
+    srql demo [OPTIONS]                    the main job on embedded defaults
+    srql archive --days N | show QUERY     move old history to Parquet / query the archive
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the main job on embedded defaults")
     demo.add_argument("args", nargs=argparse.REMAINDER)
 
+    arch = sub.add_parser("archive", help="move history older than N days to Parquet, or query the archive")
+    arch.add_argument("args", nargs=argparse.REMAINDER)
+
     r = sub.add_parser("repl", help="open the REPL (the default)")
     r.add_argument("args", nargs=argparse.REMAINDER)
     return ap
@@ -48,10 +52,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "repl":  # the REPL has options of its own; argparse.REMAINDER drops leading '-' ones
+    # These have options of their own (argparse.REMAINDER would drop the leading '-' ones): pass them through.
+    if argv and argv[0] == "repl":
         from srql_compiler.repl import main as repl_main
 
         return repl_main(argv[1:])
+    if argv and argv[0] == "demo":
+        from streams.demo import main as demo_main
+
+        return demo_main(argv[1:])
+    if argv and argv[0] == "archive":
+        from streams.sinks.__main__ import main as archive_main
+
+        return archive_main(archive_argv(argv[1:]))
     args = _parser().parse_args(argv)
     if args.command in (None, "repl"):
         from srql_compiler.repl import main as repl_main
@@ -66,6 +79,23 @@ def main(argv: list[str] | None = None) -> int:
 
         return demo_main(args.args)
     return 2
+
+
+_ARCHIVE_STORE_OPTIONS = ("--data-dir", "--url", "--archive-dir")
+
+
+def archive_argv(args: list[str]) -> list[str]:
+    """``srql archive [--data-dir D] --days N`` / ``srql archive show Q`` in ``python -m streams.sinks`` order:
+    the store options first, then the sub-command (``archive`` unless ``show`` is given)."""
+    store, rest = [], []
+    it = iter(args)
+    for a in it:
+        if a.split("=", 1)[0] in _ARCHIVE_STORE_OPTIONS:
+            store += [a] if "=" in a else [a, next(it, "")]
+        else:
+            rest.append(a)
+    command = [] if rest[:1] in (["show"], ["archive"]) else ["archive"]
+    return store + command + rest
 
 
 def _compile(args: argparse.Namespace) -> int:

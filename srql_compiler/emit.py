@@ -365,6 +365,13 @@ class ClickHouseLikeEmitter(SQLEmitter):
     def quantile(self, arg: exp.Expression, q: float) -> exp.Expression:
         raise NotImplementedError
 
+    def in_prefix(self, this: exp.Expression, prefix: str) -> exp.Expression:
+        # isIPAddressInRange throws on text that is not an address (an empty field); if() short-circuits.
+        is_address = exp.or_(self.fn("is_ipv4_string", this.copy()), self.fn("is_ipv6_string", this.copy()),
+                             copy=False)
+        test = self.fn("ip_in_range", this, exp.Literal.string(prefix))
+        return exp.If(this=is_address, true=test, false=exp.false())
+
     def top_n(self, sel: exp.Select) -> exp.Select:
         p = self.plan
         assert p.limit is not None
@@ -390,6 +397,8 @@ class ProtonEmitter(ClickHouseLikeEmitter):
         "start_of_day": "to_start_of_day",
         "position": "position",
         "ip_in_range": "is_ip_address_in_range",
+        "is_ipv4_string": "is_ipv4_string",
+        "is_ipv6_string": "is_ipv6_string",
         "count_if": "count_if",
         "lower": "lower",
         "upper": "upper",
@@ -618,6 +627,8 @@ class ClickHouseEmitter(BatchWindows, ClickHouseLikeEmitter):
         "start_of_day": "toStartOfDay",
         "position": "position",
         "ip_in_range": "isIPAddressInRange",
+        "is_ipv4_string": "isIPv4String",
+        "is_ipv6_string": "isIPv6String",
         "count_if": "countIf",
         "arg_min": "argMin",
         "arg_max": "argMax",
@@ -723,9 +734,11 @@ class DuckDBEmitter(BatchWindows):
         net = ipaddress.ip_network(prefix, strict=False)
         if net.version != 4:
             raise self.unsupported("an IPv6 prefix test")
-        parts = [exp.Cast(this=exp.Anonymous(this="split_part", expressions=[this.copy(), exp.Literal.string("."),
-                                                                             exp.Literal.number(i + 1)]),
-                          to=exp.DataType.build("BIGINT")) for i in range(4)]
+        # TRY_CAST: DuckDB does not short-circuit AND, so the regex guard alone cannot keep text such as
+        # 'not-an-ip' away from the cast.
+        parts = [exp.TryCast(this=exp.Anonymous(this="split_part", expressions=[this.copy(), exp.Literal.string("."),
+                                                                                exp.Literal.number(i + 1)]),
+                             to=exp.DataType.build("BIGINT")) for i in range(4)]
         value = parts[0]
         for part in parts[1:]:
             value = exp.Add(this=exp.Mul(this=exp.Paren(this=value), expression=exp.Literal.number(256)),

@@ -78,8 +78,9 @@ class _Located(Exception):
 def _lark() -> Lark:
     # The transformer runs inside the LALR parser (no intermediate parse tree): it is what keeps compile
     # latency under a millisecond.
+    # cache=True keeps the LALR tables in the temp dir, keyed by the grammar: a new process starts in ms.
     return Lark(_GRAMMAR.read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=False,
-                transformer=_ToAst())
+                transformer=_ToAst(), cache=True)
 
 
 def parse(query: str) -> ast.Statement:

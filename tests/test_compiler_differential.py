@@ -230,3 +230,19 @@ def test_hop_and_session_windows_over_history_known_rows(engines, target: str) -
         (ms(-5), ms(5), "r1", 2), (ms(0), ms(10), "r1", 2), (ms(5), ms(15), "r1", 1), (ms(10), ms(20), "r1", 1),
         (ms(25), ms(35), "r1", 1), (ms(30), ms(40), "r1", 1),
     ]
+
+
+def test_prefix_tests_tolerate_text_that_is_not_an_address(engines) -> None:
+    """An empty or malformed address field never makes a history query fail, with or without NOT."""
+    sess, duck = engines
+    rows = [{"timestamp": _at(i), "device": "r1", "severity": 3, "facility": 1, "app_name": "sshd",
+             "message": "x", "source_ip": ip} for i, ip in enumerate(["10.1.2.3", "", "not-an-ip", "192.168.0.1",
+                                                                       "2001:db8::1"])]
+    _load(sess, duck, "logs", rows)
+    for query, want in [
+        ("SHOW source_ip FROM logs WHERE source_ip IN '10.0.0.0/8'", [("10.1.2.3",)]),
+        ("SHOW source_ip FROM logs WHERE NOT source_ip IN ('10.0.0.0/8', '172.16.0.0/12')",
+         [("",), ("192.168.0.1",), ("2001:db8::1",), ("not-an-ip",)]),
+    ]:
+        assert sorted(_rows_ch(sess, srql_compiler.compile(query, "clickhouse").sql)) == want
+        assert sorted(_rows_duck(duck, srql_compiler.compile(query, "duckdb").sql)) == want

@@ -48,3 +48,13 @@ def test_ddl_targets() -> None:
     r = run("ddl", "--target", "proton", "inventory")
     assert r.returncode == 0
     assert "PRIMARY KEY (device)" in r.stdout and "mode = 'versioned_kv'" in r.stdout
+
+
+def test_archive_subcommand_reaches_the_history_store(tmp_path) -> None:
+    from srql_compiler.cli import archive_argv
+
+    assert archive_argv(["--days", "3", "--data-dir", "D"]) == ["--data-dir", "D", "archive", "--days", "3"]
+    assert archive_argv(["show", "SHOW logs", "--archive-dir=A"]) == ["--archive-dir=A", "show", "SHOW logs"]
+    r = run("archive", "--days", "0", "--data-dir", str(tmp_path / "chdb"), "--archive-dir", str(tmp_path / "a"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "nothing older than 0 days"
