@@ -164,6 +164,51 @@ def receiver_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def jwt_command(args) -> int:
+    """``serviceradar-nats jwt init|tenant|hub``: keys in ``--dir``, account JWTs, creds, hub config."""
+    from fabric.jwtmode import Operator, hub_config_jwt, push_account
+
+    d = Path(args.dir)
+    if args.action == "init":
+        op = Operator()
+        op.save(d)
+        (d / "sys.creds").write_text(op.user_creds(None, "sys"))
+        print(d / "operator-seeds.json")
+        return 0
+    op = Operator.load(d)
+    if args.action == "tenant":
+        if not args.tenant:
+            raise ValueError("--tenant is required")
+        pub, account_jwt = op.account_jwt(args.tenant, args.max_file, args.max_mem)
+        op.save(d)
+        (d / f"{args.tenant}.jwt").write_text(account_jwt)
+        for role in ("leaf", "receiver"):
+            (d / f"{args.tenant}-{role}.creds").write_text(op.user_creds(args.tenant, f"{args.tenant}-{role}"))
+        if args.push:
+            import nats
+
+            async def push() -> None:
+                nc = await nats.connect(args.push, user_credentials=str(d / "sys.creds"))
+                try:
+                    await push_account(nc, account_jwt)
+                finally:
+                    await nc.close()
+
+            asyncio.run(push())
+        print(pub)
+        return 0
+    if not args.store:
+        raise ValueError("--store is required")
+    preload = {}
+    for tenant in op.accounts:
+        path = d / f"{tenant}.jwt"
+        if path.exists():
+            preload[op.accounts[tenant].public_key.decode()] = path.read_text()
+    print(hub_config_jwt(op, listen=args.listen, leaf_listen=args.leaf_listen, store_dir=args.store,
+                         resolver_dir=str(Path(args.store) / "resolver"), preload=preload), end="")  # fmt: skip
+    return 0
+
+
 def nats_main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="serviceradar-nats", description="NATS fabric configs and a dev SPIFFE CA")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -186,6 +231,16 @@ def nats_main(argv: list[str] | None = None) -> int:
     leaf.add_argument("--tls-cert")
     leaf.add_argument("--tls-key")
     leaf.add_argument("--tls-ca")
+    jwt = sub.add_parser("jwt", help="operator/JWT mode: tenants added to a running hub without restart")
+    jwt.add_argument("action", choices=["init", "tenant", "hub"])
+    jwt.add_argument("--dir", required=True, help="operator keys, account JWTs and .creds files")
+    jwt.add_argument("--tenant")
+    jwt.add_argument("--max-file", default="10G")
+    jwt.add_argument("--max-mem", default="256M")
+    jwt.add_argument("--push", help="hub URL: push the tenant's account now (system user creds from --dir)")
+    jwt.add_argument("--listen", default="0.0.0.0:4222")
+    jwt.add_argument("--leaf-listen", default="0.0.0.0:7422")
+    jwt.add_argument("--store")
     ca = sub.add_parser("ca", help="development CA issuing X.509 SVIDs")
     ca.add_argument("--dir", required=True)
     ca.add_argument("--trust-domain", help="create the CA for this trust domain")
@@ -203,6 +258,8 @@ def nats_main(argv: list[str] | None = None) -> int:
             tls = natsconf.TLSFiles(args.tls_cert, args.tls_key, args.tls_ca) if args.tls_cert else None
             print(natsconf.leaf_config(tenant=args.tenant, node=args.node, listen=args.listen, store_dir=args.store,
                                        hub_leaf_url=args.hub, user=args.user, password=args.password, tls=tls), end="")
+        elif args.cmd == "jwt":
+            return jwt_command(args)
         else:
             from fabric.ca import DevCA
 

@@ -109,7 +109,7 @@ def hub_config(
 def leaf_config(
     *, tenant: str, listen: str, store_dir: str, hub_leaf_url: str, node: str = "",
     user: str = "", password: str = "", tls: TLSFiles | None = None,
-    max_file: str = "2G", max_mem: str = "64M",
+    max_file: str = "2G", max_mem: str = "64M", creds: str = "",
 ) -> str:
     """An edge leaf's nats-server config: local-only listener, bounded JetStream, one remote to the hub."""
     check_token("tenant", tenant)
@@ -125,6 +125,8 @@ def leaf_config(
     remote_tls = ""
     if tls:
         remote_tls = f"\n      tls {{cert_file: {q(tls.cert)}, key_file: {q(tls.key)}, ca_file: {q(tls.ca)}}}"
+    if creds:  # operator/JWT mode: the tenant's leaf user JWT + nkey seed
+        remote_tls += f"\n      credentials: {q(creds)}"
     return (
         f"server_name: {q('leaf-' + edge_domain(tenant, node))}\n"
         f"listen: {q(listen)}\n"
