@@ -207,8 +207,8 @@ class Client:
         reader, writer = await asyncio.open_connection(self.host, self.port)
         recv = Receiver(results, self.limits, "results")
         keep_open = False
+        sending: asyncio.Future | None = None
         try:
-            sending: asyncio.Future | None = None
             if encoded[1]:  # async params: their writers run beside the result reader
                 out = _TcpOut(writer, encode_header(instance, name))
                 sending = asyncio.create_task(Sender(out).send_encoded(*encoded))
@@ -232,6 +232,8 @@ class Client:
             return recv.values
         except BaseException as e:
             recv.fail(e if isinstance(e, WrpcError) else TransportError(str(e)))
+            if sending is not None and not sending.done():
+                sending.cancel()  # async parameter writers end with the call
             raise
         finally:
             if not keep_open:
