@@ -30,16 +30,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from google.protobuf.message import DecodeError
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ingest.gnmi_proto import gnmi_pb2
 from streams.catalog import CATALOG
 
 SCHEMA = CATALOG["metrics"].arrow_schema()
-_PAD = 16  # zero bytes after the joined buffer so fixed-width windows never read past it
+_PAD = 264  # zero bytes after the joined buffer so fixed-width windows (varints, 256-byte hash rows) fit
 _HASH_P = 0x100000001B3  # FNV prime: odd, so invertible modulo 2**64
 _HASH_P_INV = pow(_HASH_P, -1, 2**64)
 _SCALAR_TAIL = 4  # when this few messages of a level are still being walked, finish them in Python
-_FAST_TYPES = (1, 2, 3, 4, 6, 12, 14)  # string, int, uint, bool, float, ascii, double
+_FAST_TYPES = (1, 2, 3, 4, 6, 12, 14)
+# odd per-word multipliers of the short-slice hash (up to 256 bytes = 32 words)
+_MIX = (np.arange(1, 33, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1)
 
 
 # ---- shared flattening (used by both decoders) --------------------------------------------------------
@@ -261,7 +264,16 @@ class _Buf:
         self._h: np.ndarray | None = None
 
     def hash(self, s: np.ndarray, e: np.ndarray) -> np.ndarray:
-        """Polynomial hash of each slice [s, e), independent of where the slice sits."""
+        """A 64-bit hash of each slice [s, e), independent of where the slice sits.
+
+        Short slices (paths are) are copied into a zero-padded (n, W) block read as 64-bit words, summed
+        with odd per-word multipliers and mixed; long ones use prefix sums of a polynomial hash over the
+        whole buffer. Either way the hash depends only on the slice's bytes and length.
+        """
+        lens = e - s
+        width = int(lens.max()) if len(lens) else 0
+        if width <= 256:
+            return self._hash_short(s, lens, (width + 7) // 8 * 8)
         if self._h is None:
             self._powers(self.n + 1)
             h = np.zeros(self.n + 1, np.uint64)
@@ -269,6 +281,20 @@ class _Buf:
             self._h = h
         with np.errstate(over="ignore"):
             return (self._h[e] - self._h[s]) * _Buf._ipw[s] + (e - s).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+
+    def _hash_short(self, s: np.ndarray, lens: np.ndarray, width: int) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            out = lens.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+            if width == 0:
+                return out
+            # rows of a sliding-window view: a 'width'-byte copy per slice, no (n, width) index array
+            block = sliding_window_view(self.b, width)[s]
+            block *= (np.arange(width) < lens[:, None]).astype(np.uint8)  # zero the bytes past each slice
+            words = block.view("<u8")
+            out += (words * _MIX[: words.shape[1]]).sum(axis=1, dtype=np.uint64)
+            out ^= out >> np.uint64(31)
+            out *= np.uint64(0x94D049BB133111EB)
+            return out
 
     @classmethod
     def _powers(cls, n: int) -> None:
@@ -344,12 +370,14 @@ def _walk(buf: _Buf, starts: np.ndarray, ends: np.ndarray) -> tuple[tuple[np.nda
         ok &= ((wt != 0) & (wt != 2)) | vok
         ok &= (val < np.uint64(1 << 40)) | ~is_len
         ok &= (ve <= lim) & (field > 0)
-        if not ok.all():
+        if ok.all():  # the usual case: no masked copies
+            good = active
+        else:
             bad[active[~ok]] = True
-        good = active[ok]
-        out.add(good, field[ok], wt[ok], vs[ok], ve[ok], val[ok])
-        pos[good] = ve[ok]
-        active = good[ve[ok] < ends[good]]
+            good, field, wt, vs, ve, val = active[ok], field[ok], wt[ok], vs[ok], ve[ok], val[ok]
+        out.add(good, field, wt, vs, ve, val)
+        pos[good] = ve
+        active = good[ve < ends[good]]
     for m in active.tolist():
         if not _walk_scalar(buf.raw, m, int(pos[m]), int(ends[m]), out):
             bad[m] = True
@@ -465,30 +493,12 @@ def decode_responses(responses: Sequence[bytes], devices: Sequence[str], cache: 
     u_notif, us, ue = m[up], vs[up], ve[up]
     d_notif, ds, dend = m[de], vs[de], ve[de]
 
-    # level 2: Update → path (1), val (3)
-    (um, uf, uwt, uvs, uve, _), ub = _walk(buf, us, ue)
-    bad[n_resp[u_notif[ub]]] = True
+    # level 2: Update → path (1), val (3); level 3: TypedValue → the oneof field
     nu = len(us)
-    path_last = _last(nu, um, (uf == 1) & (uwt == 2))
-    val_last = _last(nu, um, (uf == 3) & (uwt == 2))
-    path_s, path_e = _pick(uvs, path_last, 0), _pick(uve, path_last, 0)
-
-    # level 3: TypedValue → the oneof field
-    has_val = val_last >= 0
-    vidx = np.nonzero(has_val)[0]
-    (tm, tf, twt, tvs, tve, tval), tb = _walk(buf, uvs[val_last[vidx]], uve[val_last[vidx]])
-    bad[n_resp[u_notif[vidx[tb]]]] = True
-    t_last_u = _last(len(vidx), tm, np.ones(len(tm), bool))
-    kind = np.zeros(nu, np.int64)
-    k_ok = t_last_u >= 0
-    sel_t = t_last_u[k_ok]
-    kind[vidx[k_ok]] = tf[sel_t]
-    kwt = np.full(nu, -1, np.int64)
-    kwt[vidx[k_ok]] = twt[sel_t]
-    kvs = np.zeros(nu, np.int64)
-    kve = np.zeros(nu, np.int64)
-    kval = np.zeros(nu, np.uint64)
-    kvs[vidx[k_ok]], kve[vidx[k_ok]], kval[vidx[k_ok]] = tvs[sel_t], tve[sel_t], tval[sel_t]
+    path_s, path_e, val_s, val_e, has_val, ub = _update_fields(buf, us, ue)
+    bad[n_resp[u_notif[ub]]] = True
+    kind, kwt, kvs, kve, kval, tb = _typed_values(buf, val_s, val_e, has_val)
+    bad[n_resp[u_notif[tb]]] = True
     expected_wt = np.array([-9, 2, 0, 0, 0, 2, 5, 2, 2, 2, 2, 2, 2, 2, 1, -9], np.int64)
     kind_c = np.clip(kind, 0, 15)
     fast = np.isin(kind, _FAST_TYPES) & (kwt == expected_wt[kind_c])
@@ -497,8 +507,9 @@ def decode_responses(responses: Sequence[bytes], devices: Sequence[str], cache: 
     # keys of (device, prefix, path) for updates and deletes
     row_resp_u = n_resp[u_notif]
     row_resp_d = n_resp[d_notif]
-    key_u = _keys(buf, dev_idx[row_resp_u], p_s[u_notif], p_e[u_notif], path_s, path_e)
-    key_d = _keys(buf, dev_idx[row_resp_d], p_s[d_notif], p_e[d_notif], ds, dend)
+    hp = buf.hash(p_s, p_e)  # once per notification
+    key_u = _keys(buf, dev_idx[row_resp_u], hp[u_notif], path_s, path_e)
+    key_d = _keys(buf, dev_idx[row_resp_d], hp[d_notif], ds, dend)
     all_keys = np.concatenate([key_u, key_d])
     all_resp = np.concatenate([row_resp_u, row_resp_d])
     all_ps = np.concatenate([p_s[u_notif], p_s[d_notif]])
@@ -540,8 +551,7 @@ def decode_responses(responses: Sequence[bytes], devices: Sequence[str], cache: 
     # slow rows: JSON, decimal, leaf-lists, bytes, Any, wrong wire types
     slow = np.nonzero(~(fast | empty))[0]
     if len(slow):
-        tab, resp_of_row = _slow_rows(buf, cache, slow, slot_u, kvs, kve, kind, uvs, uve, val_last, ts_ms, u_notif,
-                                      row_resp_u, bad)  # fmt: skip
+        tab, resp_of_row = _slow_rows(buf, cache, slow, slot_u, val_s, val_e, ts_ms, u_notif, row_resp_u, bad)
         tables.append(tab)
         keep.append(~bad[resp_of_row])
     table = pa.concat_tables(tables)
@@ -553,9 +563,69 @@ def decode_responses(responses: Sequence[bytes], devices: Sequence[str], cache: 
         [], schema=SCHEMA), bad_idx  # fmt: skip
 
 
-def _keys(buf: _Buf, dev: np.ndarray, ps: np.ndarray, pe: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
+def _update_fields(buf: _Buf, us: np.ndarray, ue: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(path start, path end, val start, val end, has val, bad) of each Update [us, ue).
+
+    Nearly every Update is exactly ``0A len <path> 1A len <val>``: that layout is checked and read in a
+    few vectorised steps; anything else goes through the generic walk (last occurrence wins).
+    """
+    b, n = buf.b, len(us)
+    path_len, l1, ok1 = _varint(b, us + 1, ue)
+    ok1 &= (b[us] == 0x0A) & (path_len < np.uint64(1 << 40))
+    path_s = us + 1 + l1
+    raw_end = np.where(ok1, path_s + path_len.astype(np.int64), us)
+    ok1 &= raw_end < ue
+    path_e = np.where(ok1, raw_end, us)  # only in-buffer positions are read below
+    val_len, l2, ok2 = _varint(b, path_e + 1, ue)
+    val_s = path_e + 1 + l2
+    val_e = np.where(val_len < np.uint64(1 << 40), val_s + val_len.astype(np.int64), -1)
+    match = ok1 & ok2 & (b[path_e] == 0x1A) & (val_e == ue)
+    has_val = match.copy()
+    bad = np.zeros(n, bool)
+    rest = np.nonzero(~match)[0]
+    if len(rest):
+        (um, uf, uwt, uvs, uve, _), rb = _walk(buf, us[rest], ue[rest])
+        bad[rest[rb]] = True
+        p_last = _last(len(rest), um, (uf == 1) & (uwt == 2))
+        v_last = _last(len(rest), um, (uf == 3) & (uwt == 2))
+        path_s[rest], path_e[rest] = _pick(uvs, p_last, 0), _pick(uve, p_last, 0)
+        val_s[rest], val_e[rest] = _pick(uvs, v_last, 0), _pick(uve, v_last, 0)
+        has_val[rest] = v_last >= 0
+    return path_s, path_e, val_s, val_e, has_val, bad
+
+
+def _typed_values(buf: _Buf, vs: np.ndarray, ve: np.ndarray, has_val: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(kind = oneof field number, wire type, value start, end, varint value, bad) of each TypedValue.
+
+    The usual TypedValue is one field with a one-byte tag: read directly; others use the generic walk.
+    """
+    b, n = buf.b, len(vs)
+    tag = b[vs].astype(np.int64)
+    wt, field = tag & 7, tag >> 3
+    val, vlen, vok = _varint(b, vs + 1, ve)
+    is_len = wt == 2
+    start = np.where(is_len, vs + 1 + vlen, vs + 1)
+    end = np.select([wt == 0, wt == 1, wt == 5], [vs + 1 + vlen, vs + 9, vs + 5],
+                    np.where(val < np.uint64(1 << 40), start + val.astype(np.int64), -1))  # fmt: skip
+    ok = has_val & (tag < 0x80) & (field > 0) & (end == ve)
+    ok &= (wt == 1) | (wt == 5) | (((wt == 0) | is_len) & vok)
+    kind = np.where(ok, field, 0)
+    kwt = np.where(ok, wt, -1)
+    kvs, kve, kval = np.where(ok, start, 0), np.where(ok, end, 0), np.where(ok, val, np.uint64(0))
+    bad = np.zeros(n, bool)
+    rest = np.nonzero(has_val & ~ok)[0]
+    if len(rest):
+        (tm, tf, twt, tvs, tve, tval), tb = _walk(buf, vs[rest], ve[rest])
+        bad[rest[tb]] = True
+        t_last = _last(len(rest), tm, np.ones(len(tm), bool))
+        kind[rest] = _pick(tf, t_last, 0)
+        kwt[rest] = _pick(twt, t_last, -1)
+        kvs[rest], kve[rest], kval[rest] = _pick(tvs, t_last, 0), _pick(tve, t_last, 0), _pick(tval, t_last, 0)
+    return kind, kwt, kvs, kve, kval, bad
+
+
+def _keys(buf: _Buf, dev: np.ndarray, hp: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
-        hp = buf.hash(ps, pe)
         h = buf.hash(s, e)
         return (hp * np.uint64(0xC2B2AE3D27D4EB4F)) ^ h ^ (dev.astype(np.uint64) * np.uint64(0x165667B19E3779F9))
 
@@ -598,13 +668,13 @@ def _table(cache: PathCache, slots: np.ndarray, ts: np.ndarray, value: np.ndarra
                      pa.array(value, pa.float64()), text, labels, pa.array(deleted)], schema=SCHEMA)  # fmt: skip
 
 
-def _slow_rows(buf, cache, slow, slot_u, kvs, kve, kind, uvs, uve, val_last, ts_ms, u_notif, row_resp_u, bad):
+def _slow_rows(buf, cache, slow, slot_u, val_s, val_e, ts_ms, u_notif, row_resp_u, bad):
     cols = _Columns()
     resp_rows: list[int] = []
     raw = buf.raw
     for u in slow.tolist():
         try:
-            tv = gnmi_pb2.TypedValue.FromString(raw[uvs[val_last[u]] : uve[val_last[u]]])
+            tv = gnmi_pb2.TypedValue.FromString(raw[val_s[u] : val_e[u]])
         except DecodeError:
             bad[row_resp_u[u]] = True
             continue

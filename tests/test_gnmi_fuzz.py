@@ -132,3 +132,33 @@ def test_path_cache_is_bounded() -> None:
         batch, bad = decode_responses([g.SubscribeResponse(update=n).SerializeToString()], ["d"], cache)
         assert batch.num_rows == 10 and not bad
         assert len(cache.metric) <= 100
+
+
+def _field(num: int, payload: bytes) -> bytes:
+    """A length-delimited field (num ≤ 15, payload < 128 bytes) in raw wire form."""
+    return bytes([num << 3 | 2, len(payload)]) + payload
+
+
+def test_non_canonical_layouts_match_the_generated_classes() -> None:
+    """Fields out of order, a oneof set twice, unknown fields: the vectorised fast paths fall back correctly."""
+    path = g.Path(elem=[g.PathElem(name="a", key={"k": "v"})]).SerializeToString()
+    val = g.TypedValue(uint_val=7).SerializeToString()
+    two_kinds = g.TypedValue(string_val="x").SerializeToString() + g.TypedValue(int_val=-3).SerializeToString()
+    unknown = bytes([15 << 3 | 0, 1])  # field 15, varint 1: unknown to gNMI's Update and TypedValue
+    updates = [
+        _field(3, val) + _field(1, path),  # val before path
+        _field(1, path) + _field(3, two_kinds),  # the last oneof member wins
+        unknown + _field(1, path) + _field(3, val),
+        _field(1, path) + _field(3, val + unknown),
+        _field(1, path),  # no value
+        _field(1, path) + _field(3, b""),  # an empty TypedValue
+    ]
+    raw = []
+    for u in updates:
+        notif = bytes([1 << 3, 5]) + _field(4, u)  # timestamp 5, one update
+        raw.append(_field(1, notif))
+    ours, bad = decode_responses(raw, ["d"] * len(raw), PathCache())
+    ref, ref_bad = reference_decode(raw, ["d"] * len(raw))
+    assert bad == ref_bad == []
+    assert sorted(map(_key, ours.to_pylist())) == sorted(map(_key, ref.to_pylist()))
+    assert ours.num_rows == len(updates)
