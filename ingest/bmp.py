@@ -50,6 +50,7 @@ from ingest.bgp import (
     parse_open,
     split_header,
 )
+from ingest.cli import _health_server
 from ingest.collector import Collector, Framer, FramingError, RuntimeOptions, now_ms
 from ingest.config import Config, ConfigError, HealthOptions, fill_dataclass, parse_hostport
 from ingest.core import MALFORMED, OVERSIZED, Counters, DecodeResult, Packet
@@ -740,12 +741,14 @@ async def _serve(cfg: Config, sink: Sink, peer_sink: Sink) -> None:
     for spec in cfg.tcp:
         await col.listen(*parse_hostport(spec))
     log.info(json.dumps({"event": "listening", "entity": "bgp", "on": col.health()["listening"]}))
-    stats = None
+    tasks = []
     if cfg.health.stats_interval_s > 0:
-        stats = asyncio.create_task(_log_stats(col, cfg.health.stats_interval_s))
+        tasks.append(asyncio.create_task(_log_stats(col, cfg.health.stats_interval_s)))
+    if cfg.health.listen:  # the framework's HTTP health endpoint, answering with col.health()
+        tasks.append(asyncio.create_task(_health_server(col, cfg.health.listen)))  # type: ignore[arg-type]
     await stop.wait()
-    if stats:
-        stats.cancel()
+    for t in tasks:
+        t.cancel()
     await col.stop()
     log.info(json.dumps({"event": "stopped", "rows_flushed": col.collector.rows_flushed,
                          "peer_rows_flushed": col.peer_rows_flushed,

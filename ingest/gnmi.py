@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest import gnmi_wire
+from ingest.cli import _health_server
 from ingest.collector import Collector, RuntimeOptions, now_ms
 from ingest.config import Config, ConfigError, HealthOptions, fill_dataclass
 from ingest.core import MALFORMED, Counters, DecodeResult, Packet
@@ -511,11 +512,15 @@ async def _serve(cfg: Config, targets: list[TargetOptions], sink: Sink) -> None:
     col = GnmiCollector(targets, sink, cfg.protocol, cfg.runtime)
     col.start()
     log.info(json.dumps({"event": "subscribing", "targets": [t.name for t in targets]}))
-    stats = asyncio.create_task(_log_stats(col, cfg.health.stats_interval_s)) if cfg.health.stats_interval_s else None
+    tasks = []
+    if cfg.health.stats_interval_s > 0:
+        tasks.append(asyncio.create_task(_log_stats(col, cfg.health.stats_interval_s)))
+    if cfg.health.listen:  # the framework's HTTP health endpoint, answering with col.health()
+        tasks.append(asyncio.create_task(_health_server(col, cfg.health.listen)))  # type: ignore[arg-type]
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait([stopper, asyncio.create_task(col.done.wait())], return_when=asyncio.FIRST_COMPLETED)
-    if stats:
-        stats.cancel()
+    for t in tasks:
+        t.cancel()
     await col.stop()
     log.info(json.dumps({"event": "stopped", "rows_flushed": col.collector.rows_flushed,
                          "targets": col.health()["targets"], "exporters": col.counters.snapshot()}))  # fmt: skip

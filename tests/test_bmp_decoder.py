@@ -5,6 +5,7 @@ per-router session isolation on malformed input, the CLI's flush on SIGTERM, and
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -197,10 +198,13 @@ def test_max_routers_refuses_extra_sessions() -> None:
 
 
 def test_cli_flushes_both_outputs_on_sigterm(tmp_path) -> None:
-    port = free_port()
+    port, health_port = free_port(), free_port()
     out = tmp_path / "bgp.parquet"
-    proc = subprocess.Popen([sys.executable, "-m", "ingest.cli", "bmp", "--listen", f"127.0.0.1:{port}", "--output", str(out)],
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=os.getcwd()))  # fmt: skip
+    cfg = tmp_path / "bmp.toml"
+    cfg.write_text(f'[health]\nlisten = "127.0.0.1:{health_port}"\nstats_interval_s = 0\n')
+    proc = subprocess.Popen([sys.executable, "-m", "ingest.cli", "bmp", "--listen", f"127.0.0.1:{port}", "--output",
+                             str(out), "--config", str(cfg)], stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=os.getcwd()))  # fmt: skip
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -210,8 +214,16 @@ def test_cli_flushes_both_outputs_on_sigterm(tmp_path) -> None:
             except OSError:
                 assert time.monotonic() < deadline, "the bmp CLI did not start listening"
                 time.sleep(0.2)
-        s.sendall(b"".join(_session()))
+        s.sendall(b"".join(_session()[:-1]))  # all but the Termination: the session stays up
         time.sleep(1)
+        with socket.create_connection(("127.0.0.1", health_port), timeout=5) as h:
+            h.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            reply = b""
+            while chunk := h.recv(65536):
+                reply += chunk
+        health = json.loads(reply.split(b"\r\n\r\n", 1)[1])
+        (router,) = health["routers"]
+        assert router["sys_name"] == "edge1" and health["connected"] == 1
         s.close()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
