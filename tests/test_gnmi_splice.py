@@ -20,7 +20,7 @@ from gnmi_helpers import LiveGnmi
 
 from ingest.gnmi import SubscriptionOptions, TargetOptions
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(900)  # the first test may install the splice-gnmi venv (about a minute)
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv" / "splice-gnmi"  # inside .venv: ignored by git, ruff and pytest collection
 PATH = "/org-openroadm-device"
