@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -185,12 +186,14 @@ class GnmiDecoder:
     def decode(self, packets: list[Packet], counters: Counters) -> DecodeResult:
         responses: list[bytes] = []
         devices: list[str] = []
+        received: list[int] = []
         for p in packets:
             frames = p.data if isinstance(p.data, list) else [p.data]
             responses += frames
             devices += [p.source] * len(frames)
+            received += [p.received_ms] * len(frames)
             counters.add(p.source, packets=len(frames), nbytes=sum(map(len, frames)))
-        batch, bad = gnmi_wire.decode_responses(responses, devices, self.cache, self.labels)
+        batch, bad = gnmi_wire.decode_responses(responses, devices, self.cache, self.labels, np.asarray(received))
         for i in bad:
             counters.drop(devices[i], MALFORMED)
         result = DecodeResult()

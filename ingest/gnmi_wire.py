@@ -457,8 +457,11 @@ def _strings(buf: _Buf, s: np.ndarray, e: np.ndarray) -> pa.StringArray:
 
 def decode_responses(responses: Sequence[bytes], devices: Sequence[str], cache: PathCache | None = None,
                      labels: dict[str, dict[str, str]] | None = None,
-                     now_ms: int = 0) -> tuple[pa.RecordBatch, list[int]]:  # fmt: skip
-    """Decode raw SubscribeResponses; returns (rows, indices of responses dropped as malformed)."""
+                     now_ms: int | np.ndarray = 0) -> tuple[pa.RecordBatch, list[int]]:  # fmt: skip
+    """Decode raw SubscribeResponses; returns (rows, indices of responses dropped as malformed).
+
+    ``now_ms`` (one value, or one per response: the receive time) stamps notifications without a timestamp.
+    """
     cache = cache if cache is not None else PathCache()
     labels = labels or {}
     nresp = len(responses)
@@ -485,7 +488,8 @@ def decode_responses(responses: Sequence[bytes], devices: Sequence[str], cache: 
     nn = len(ns)
     t_last = _last(nn, m, (f == 1) & (wt == 0))
     ts_ns = _pick(val.view(np.int64), t_last, 0)
-    ts_ms = np.where(ts_ns > 0, ts_ns // 1_000_000, now_ms)
+    received = np.broadcast_to(np.asarray(now_ms, np.int64), (nresp,))
+    ts_ms = np.where(ts_ns > 0, ts_ns // 1_000_000, received[n_resp])
     p_last = _last(nn, m, (f == 2) & (wt == 2))
     p_s, p_e = _pick(vs, p_last, 0), _pick(ve, p_last, 0)
     up = np.nonzero((f == 4) & (wt == 2))[0]

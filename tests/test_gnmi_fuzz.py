@@ -162,3 +162,11 @@ def test_non_canonical_layouts_match_the_generated_classes() -> None:
     assert bad == ref_bad == []
     assert sorted(map(_key, ours.to_pylist())) == sorted(map(_key, ref.to_pylist()))
     assert ours.num_rows == len(updates)
+
+
+def test_notification_without_timestamp_gets_the_receive_time() -> None:
+    n = g.Notification(update=[g.Update(path=g.Path(elem=[g.PathElem(name="x")]), val=g.TypedValue(uint_val=1))])
+    raw = [g.SubscribeResponse(update=n).SerializeToString()] * 2
+    dec = GnmiDecoder()
+    res = dec.decode([Packet([raw[0]], "a", 0, 1_000, "grpc"), Packet([raw[1]], "a", 0, 2_000, "grpc")], Counters())
+    assert [t.timestamp() for t in res.batches[0].column("timestamp").to_pylist()] == [1.0, 2.0]
