@@ -279,12 +279,12 @@ def test_pull_poller_keeps_every_report_across_a_nats_outage(tmp_path: Path) -> 
         nc = await nats_py.connect(srv.url)
         js = nc.jetstream()
         psub = await js.pull_subscribe("serviceradar.t.checker.results", durable="check", stream="SR_T")
-        seqs = []
-        while True:
+        seqs: list[int] = []
+        while not seqs or seqs[-1] < poller.seq:  # read up to the last cycle (GUARD bounds the wait)
             try:
                 msgs = await psub.fetch(100, timeout=1)
-            except nats_py.errors.TimeoutError:
-                break
+            except (nats_py.errors.TimeoutError, TimeoutError):
+                continue
             for m in msgs:
                 seqs.append(wrpc.decode(daemons.REPORT_STATUS.param_types, m.data)[0]["seq"])
                 await m.ack()

@@ -50,6 +50,12 @@ def test_wrpc_nats_subjects() -> None:
     )
 
 
+async def until(cond: Any) -> None:
+    """Wait for the spy's callback task to have seen enough (bounded only by the test's GUARD)."""
+    while not cond():
+        await asyncio.sleep(0.01)
+
+
 async def spy(url: str) -> tuple[Any, list[tuple[str, str | None, bytes]]]:
     """A third connection that records every message (subject, reply, payload)."""
     nc = await nats.connect(url)
@@ -74,12 +80,7 @@ def test_wrpc_nats_hello_message_sequence(server: NatsServer) -> None:
         async with srv:
             got = await wnats.Client(nc_c, prefix="rust").invoke(HELLO)
         assert got == "hello from Rust"
-        await snc.flush()
-        await asyncio.sleep(0)  # let the spy's callback task drain (no timing assumption)
-        for _ in range(100):
-            if len(seen) >= 5:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: len(seen) >= 5)
         # NATS orders messages per publisher, so compare each side's sequence (spec §3.2)
         inv = seen[0]
         assert inv[0] == "rust.wrpc.0.0.1.wrpc-examples:hello/handler.hello" and inv[2] == b""
@@ -111,11 +112,7 @@ def test_wrpc_nats_fallible_payloads(server: NatsServer) -> None:
             client = wnats.Client(nc)
             assert await client.invoke(SYNC.func("fallible"), True) == wrpc.Ok(True)
             assert await client.invoke(SYNC.func("fallible"), False) == wrpc.Err("test")
-        await snc.flush()
-        for _ in range(100):
-            if len(seen) >= 10:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: len(seen) >= 10)
         invs = [m for m in seen if m[0].endswith(".fallible")]
         assert [m[2] for m in invs] == [H("01"), H("00")]
         results = [m[2] for m in seen if m[0].endswith(".results")]
@@ -143,7 +140,12 @@ def test_wrpc_nats_large_payload_is_split_at_max_payload(server: NatsServer) -> 
             batch = {"stream": "flows", "seq": 1, "arrow-ipc": bytes(range(256)) * 200}  # 51 KB
             assert await wnats.Client(nc, prefix="edge").invoke(PROTON, batch) == wrpc.Ok()
         assert received == [batch]
-        await snc.flush()
+        await until(
+            lambda: (
+                any(m[0].endswith(".results") and not m[2] for m in seen)
+                and any(m[0].endswith(".params") and not m[2] for m in seen)
+            )
+        )
         sizes = [len(m[2]) for m in seen if m[0].endswith(".params") or m[0].endswith(".publish")]
         assert max(sizes) <= MAX_PAYLOAD and sum(sizes) == len(wrpc.encode("batch", batch, wit.telemetry().types))
         assert len(sizes) > 6 and sizes[-1] == 0  # many chunks, then the EOF

@@ -50,7 +50,7 @@ class NatsServer:
     def start(self) -> NatsServer:
         log = open(self.workdir / "nats.log", "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen([nats_server_binary(), "-c", str(self.conf)], stdout=log, stderr=log)
-        for _ in range(400):  # up to ~20 s on a loaded machine; a readiness wait, not a measurement
+        for _ in range(1200):  # up to ~60 s on a loaded machine; a readiness wait, not a measurement
             if self.proc.poll() is not None:
                 raise RuntimeError(f"nats-server exited: {(self.workdir / 'nats.log').read_text()[-2000:]}")
             try:
