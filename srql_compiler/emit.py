@@ -34,6 +34,11 @@ def _ms(d: timedelta) -> int:
     return round(d / timedelta(milliseconds=1))
 
 
+def _table(name: str) -> exp.Table:
+    """A table by name (catalog names are plain identifiers: no need for exp.to_table's SQL parser)."""
+    return exp.Table(this=exp.to_identifier(name))
+
+
 def _and(items: list[exp.Expression]) -> exp.Expression | None:
     items = [i for i in items if i is not None]
     if not items:
@@ -427,7 +432,7 @@ class ProtonEmitter(ClickHouseLikeEmitter):
         return self.fn(f"p{round(q * 100)}", arg)
 
     def _stream(self, src: P.Source) -> exp.Expression:
-        table = exp.to_table(src.stream)
+        table = _table(src.stream)
         return table if self.streaming else pd.table(table)
 
     def from_clause(self) -> exp.Expression:
@@ -467,7 +472,7 @@ class ProtonEmitter(ClickHouseLikeEmitter):
         return self.window_columns()
 
     def add_join(self, sel: exp.Select, j: P.Join) -> exp.Select:
-        right = self._stream(j.right) if j.kind == "interval" else exp.to_table(j.right.stream)
+        right = self._stream(j.right) if j.kind == "interval" else _table(j.right.stream)
         on = self.join_on(j)
         if j.kind == "interval":
             assert j.within is not None
@@ -661,7 +666,7 @@ class ClickHouseEmitter(BatchWindows, ClickHouseLikeEmitter):
                                     params=[arg])
 
     def table_source(self) -> exp.Expression:
-        t = exp.to_table(self.plan.source.stream)
+        t = _table(self.plan.source.stream)
         return t.as_(self.plan.source.alias, copy=False) if self.qualify else t
 
     def bucket(self, ts: exp.Expression, size: timedelta) -> exp.Expression:
@@ -755,7 +760,7 @@ class DuckDBEmitter(BatchWindows):
             src: exp.Expression = exp.Table(this=exp.Anonymous(this="read_parquet", expressions=[
                 exp.Literal.string(path), exp.EQ(this=exp.column("hive_partitioning"), expression=exp.true())]))
         else:
-            src = exp.to_table(p.source.stream)
+            src = _table(p.source.stream)
         return src.as_(p.source.alias, copy=False) if self.qualify else src
 
     def bucket(self, ts: exp.Expression, size: timedelta) -> exp.Expression:

@@ -162,9 +162,11 @@ class _Meta:
     __slots__ = ("end_pos", "start_pos")
 
     def __init__(self, children: list) -> None:
-        spans = [s for s in map(_child_span, children) if s is not None]
-        self.start_pos = min((s[0] for s in spans), default=0)
-        self.end_pos = max((s[1] for s in spans), default=0)
+        # Children come in source order: the first and last ones that have a position bound the rule.
+        first = next((s for s in map(_child_span, children) if s is not None), None)
+        last = next((s for s in map(_child_span, reversed(children)) if s is not None), None)
+        self.start_pos = first[0] if first else 0
+        self.end_pos = last[1] if last else 0
 
 
 def _child_span(c: object) -> ast.Span | None:
@@ -174,7 +176,7 @@ def _child_span(c: object) -> ast.Span | None:
         return c.span
     if isinstance(c, tuple | list):
         spans = [s for s in map(_child_span, c) if s is not None]
-        return (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
+        return (spans[0][0], spans[-1][1]) if spans else None
     return None
 
 
