@@ -178,6 +178,32 @@ def _hub(work: Path, tenants: int) -> tuple[NatsProcess, float]:
     return hub, time.perf_counter() - t0
 
 
+async def _jwt_push(work: Path, tenants: int) -> list[Result]:
+    """Operator mode: push ``tenants`` account JWTs to a running hub (no restart), then its RSS."""
+    from fabric.jwtmode import Operator, hub_config_jwt, push_account
+
+    op = Operator()
+    port, leaf = free_port(), free_port()
+    d = work / "jwthub"
+    d.mkdir()
+    hub = NatsProcess(d, "hub", hub_config_jwt(op, listen=f"127.0.0.1:{port}", leaf_listen=f"127.0.0.1:{leaf}",
+                                               store_dir=str(d / "js"), resolver_dir=str(d / "resolver"),
+                                               preload={}), port).start()  # fmt: skip
+    rss_before = _rss_mb(hub.proc.pid)
+    (d / "sys.creds").write_text(op.user_creds(None, "sys"))
+    jwts = [op.account_jwt(f"t{i:04d}", max_file="32M", max_mem="4M")[1] for i in range(tenants)]
+    nc = await nats.connect(hub.url, user_credentials=str(d / "sys.creds"))
+    t0 = time.perf_counter()
+    for j in jwts:
+        await push_account(nc, j)
+    secs = time.perf_counter() - t0
+    await nc.close()
+    rss = _rss_mb(hub.proc.pid)
+    hub.stop()
+    return [Result(SUITE, f"operator mode: push {tenants:,} tenant accounts to a running hub", "accounts/s",
+                   tenants / secs, note=f"no restart; hub RSS {rss_before:.0f} -> {rss:.0f} MB")]  # fmt: skip
+
+
 def _accounts(work: Path, tenants: int, sample: int) -> list[Result]:
     one, t_one = _hub(work, 1)
     rss_one = _rss_mb(one.proc.pid)
@@ -212,8 +238,6 @@ def _accounts(work: Path, tenants: int, sample: int) -> list[Result]:
 
 
 async def _latency(work: Path, n: int) -> list[Result]:
-    from fabric.receiver import Receiver, ensure_cloud_stream
-    from streams.sinks.clickhouse import ClickHouseSink
 
     tenant = natsconf.Tenant("lat", leaf_user="lat-leaf", leaf_password="pw", receiver_user="lat-rx",
                              receiver_password="pw")  # fmt: skip
@@ -225,7 +249,20 @@ async def _latency(work: Path, n: int) -> list[Result]:
                        user="lat-leaf", password="pw"), lp).start()  # fmt: skip
     ap = free_port()
     adapter = subprocess.Popen([sys.executable, "-m", "adapter", "--listen", f"127.0.0.1:{ap}", "--nats", leaf.url,
-                                "--tenant", "lat", "--log-level", "WARNING"])  # fmt: skip
+                                "--tenant", "lat", "--log-level", "WARNING"], stdout=subprocess.DEVNULL)  # fmt: skip
+    try:
+        return await _measure_latency(work, n, hp, ap, adapter.pid)
+    finally:
+        adapter.terminate()
+        adapter.wait(20)
+        leaf.stop()
+        hub.stop()
+
+
+async def _measure_latency(work: Path, n: int, hp: int, ap: int, adapter_pid: int) -> list[Result]:
+    from fabric.receiver import Receiver, ensure_cloud_stream
+    from streams.sinks.clickhouse import ClickHouseSink
+
     sink = ClickHouseSink(path=work / "chdb")
     receiver = Receiver(sink)
     arrived: dict[str, float] = {}
@@ -247,7 +284,7 @@ async def _latency(work: Path, n: int) -> list[Result]:
         await asyncio.sleep(0.05)
     sent: dict[str, float] = {}
     lat_df = gnmi_frame(100)
-    rss_idle = _rss_mb(adapter.pid)
+    rss_idle = _rss_mb(adapter_pid)
     rss_peak = rss_idle
     # warm-up: the hub's source of the edge stream starts (and retries) in the background
     await asyncio.to_thread(client_insert, ap, lat_df.assign(device="warm-up"), "lz4", 1000)
@@ -260,13 +297,13 @@ async def _latency(work: Path, n: int) -> list[Result]:
         df = lat_df.assign(device=tag)
         sent[tag] = time.perf_counter()
         await asyncio.to_thread(client_insert, ap, df, "lz4", 1000)
-        rss_peak = max(rss_peak, _rss_mb(adapter.pid))
+        rss_peak = max(rss_peak, _rss_mb(adapter_pid))
         await asyncio.sleep(0.02)
     # under load: one large INSERT (200,000 rows in 65,536-row blocks) while sampling the adapter's RSS
     big = gnmi_frame(20_000 if n < 100 else 200_000, seed=3)
     load = asyncio.create_task(asyncio.to_thread(client_insert, ap, big, "lz4", 65_536))
     while not load.done():
-        rss_peak = max(rss_peak, _rss_mb(adapter.pid))
+        rss_peak = max(rss_peak, _rss_mb(adapter_pid))
         await asyncio.sleep(0.05)
     await load
     deadline = time.perf_counter() + 120
@@ -283,10 +320,6 @@ async def _latency(work: Path, n: int) -> list[Result]:
     consumer.stop()
     await task
     await nc.close()
-    adapter.terminate()
-    adapter.wait(20)
-    leaf.stop()
-    hub.stop()
     receiver.close()
     base = float(np.median(direct))
     rss = [
@@ -315,6 +348,7 @@ def run(quick: bool) -> list[Result]:
             srv.stop()
         results += asyncio.run(_latency(work, 40 if quick else 300))
         results += _accounts(work, 100 if quick else 1000, 5 if quick else 20)
+        results += asyncio.run(_jwt_push(work, 100 if quick else 1000))
         return results
     finally:
         shutil.rmtree(work, ignore_errors=True)
