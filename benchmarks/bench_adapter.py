@@ -310,6 +310,8 @@ async def _measure_latency(work: Path, n: int, hp: int, ap: int, adapter_pid: in
     while len(arrived) < n and time.perf_counter() < deadline:
         await asyncio.sleep(0.01)
     lat = np.array([(arrived[k] - sent[k]) * 1000 for k in sent if k in arrived])
+    consumer.stop()
+    await task  # the receiver's chdb inserts are done: the session is free for the baseline
     direct = []
     for i in range(min(n, 50)):
         direct_df = lat_df.assign(device=f"direct-{i}", labels=[list(d.items()) for d in lat_df["labels"]])
@@ -317,8 +319,6 @@ async def _measure_latency(work: Path, n: int, hp: int, ap: int, adapter_pid: in
         t0 = time.perf_counter()
         sink.insert("metrics", table)
         direct.append((time.perf_counter() - t0) * 1000)
-    consumer.stop()
-    await task
     await nc.close()
     receiver.close()
     base = float(np.median(direct))
