@@ -603,9 +603,10 @@ class BmpCollector:
             await asyncio.to_thread(self.peer_sink.write, table)
             self.peer_rows_flushed += table.num_rows
 
-    async def flush(self) -> None:
-        """Decode everything queued and write all buffered rows (updates and peer events) now."""
-        await self.collector.flush()
+    async def flush_peer_events(self) -> None:
+        """Write the peer events decoded so far now (update rows are flushed by the runtime's worker by
+        rows or age, and on stop(); ``Collector.flush()`` must not run beside that worker: both would
+        decode chunks at once in two threads)."""
         await self._flush_peers()
 
     async def stop(self) -> None:

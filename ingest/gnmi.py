@@ -355,9 +355,6 @@ class GnmiCollector:
             return
         self.collector.offer(Packet([raw], t.name, 0, st.last_response_ms, "grpc"))
 
-    async def flush(self) -> None:
-        await self.collector.flush()
-
     async def stop(self) -> None:
         """Cancel the subscriptions, decode what is queued, flush and close the sink."""
         for task in self._tasks:

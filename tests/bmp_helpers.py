@@ -59,12 +59,16 @@ class LiveBmp:
         self.port: int = self.lt.run(self.col.listen("127.0.0.1", 0))
 
     def updates(self) -> pa.Table | None:
-        self.lt.run(self.col.flush())
+        """Rows flushed so far (the runtime flushes every 200 ms here; see settle())."""
         return self.col.collector.sink.table()  # type: ignore[attr-defined]
 
     def peers(self) -> pa.Table | None:
-        self.lt.run(self.col.flush())
+        self.lt.run(self.col.flush_peer_events())
         return self.col.peer_sink.table()  # type: ignore[attr-defined]
+
+    def settle(self, timeout: float = 10) -> None:
+        """Wait until nothing is queued or buffered (every decoded row is in the sink)."""
+        settle(self.col.collector, timeout)
 
     def wait_for(self, what: Callable[[], bool], timeout: float, message: str) -> None:
         deadline = time.monotonic() + timeout
@@ -82,6 +86,15 @@ class LiveBmp:
         self.lt.close()
 
 
+def settle(collector: Any, timeout: float = 10) -> None:
+    """Wait until a running Collector has nothing queued or buffered, twice in a row 0.3 s apart."""
+    deadline, calm = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline and calm < 2:
+        h = collector.health()
+        calm = calm + 1 if h["queue_depth"] == 0 and h["rows_buffered"] == 0 else 0
+        time.sleep(0.3)
+
+
 async def _make(options: BmpOptions | None, runtime: RuntimeOptions) -> BmpCollector:
     return memory_collector(options, runtime)
 
@@ -89,7 +102,10 @@ async def _make(options: BmpOptions | None, runtime: RuntimeOptions) -> BmpColle
 class Daemon:
     """A real peer process with its output in a log file; stopped with SIGTERM, then SIGKILL."""
 
+    instances: list[Daemon] = []  # every daemon started, so fixtures can stop all they started
+
     def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None):
+        Daemon.instances.append(self)
         self.log = log
         self._f = open(log, "wb")  # noqa: SIM115 (kept open for the daemon's lifetime)
         self.proc = subprocess.Popen(args, stdout=self._f, stderr=subprocess.STDOUT, env=env, cwd=cwd,

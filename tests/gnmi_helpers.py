@@ -136,7 +136,7 @@ class LiveGnmi:
         return col
 
     def rows(self) -> list[dict]:
-        self.lt.run(self.col.flush())
+        """Rows flushed so far (the runtime flushes every 100 ms here)."""
         t = self.col.collector.sink.table()  # type: ignore[attr-defined]
         return [] if t is None else t.to_pylist()
 

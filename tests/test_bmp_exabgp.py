@@ -101,23 +101,24 @@ def session(tmp_path_factory: pytest.TempPathFactory):
     for b in ("gobgpd", "exabgp", "tcpdump"):
         need(b)
     live = LiveBmp()
-    bgp_port, api_port = free_port(), free_port()
-    pcap = d / "bmp.pcap"
-    dump = Daemon(["tcpdump", "-i", "lo", "-U", "-w", str(pcap), f"tcp port {live.port}"], d / "tcpdump.log")
-    _wait_file(d / "tcpdump.log", 5)
-    time.sleep(0.5)
-    (d / "gobgp.toml").write_text(GOBGP_TOML.format(bgp_port=bgp_port, bmp_port=live.port))
-    gobgp = Daemon(["gobgpd", "-f", str(d / "gobgp.toml"), "--api-hosts", f"127.0.0.1:{api_port}", "-p",
-                    "--pprof-disable"], d / "gobgpd.log")  # fmt: skip
-    flag = d / "withdraw.flag"
-    (d / "announce.py").write_text(ANNOUNCE_PY)
-    (d / "exabgp.conf").write_text(EXABGP_CONF.format(python=sys.executable, script=d / "announce.py",
-                                                      flag=flag, bgp_port=bgp_port))  # fmt: skip
-    env = dict(os.environ, **{"exabgp.daemon.user": "root", "exabgp.tcp.bind": "127.0.0.1",
-                              "exabgp.tcp.port": str(free_port()), "exabgp.log.destination": "stdout",
-                              "exabgp.daemon.daemonize": "false"})  # fmt: skip
-    exa = Daemon(["exabgp", str(d / "exabgp.conf")], d / "exabgp.log", env=env)
+    first = len(Daemon.instances)  # every daemon started below is stopped in the finally
     try:
+        bgp_port, api_port = free_port(), free_port()
+        pcap = d / "bmp.pcap"
+        dump = Daemon(["tcpdump", "-i", "lo", "-U", "-w", str(pcap), f"tcp port {live.port}"], d / "tcpdump.log")
+        _wait_file(d / "tcpdump.log", 5)
+        time.sleep(0.5)
+        (d / "gobgp.toml").write_text(GOBGP_TOML.format(bgp_port=bgp_port, bmp_port=live.port))
+        gobgp = Daemon(["gobgpd", "-f", str(d / "gobgp.toml"), "--api-hosts", f"127.0.0.1:{api_port}", "-p",
+                        "--pprof-disable"], d / "gobgpd.log")  # fmt: skip
+        flag = d / "withdraw.flag"
+        (d / "announce.py").write_text(ANNOUNCE_PY)
+        (d / "exabgp.conf").write_text(EXABGP_CONF.format(python=sys.executable, script=d / "announce.py",
+                                                          flag=flag, bgp_port=bgp_port))  # fmt: skip
+        env = dict(os.environ, **{"exabgp.daemon.user": "root", "exabgp.tcp.bind": "127.0.0.1",
+                                  "exabgp.tcp.port": str(free_port()), "exabgp.log.destination": "stdout",
+                                  "exabgp.daemon.daemonize": "false"})  # fmt: skip
+        exa = Daemon(["exabgp", str(d / "exabgp.conf")], d / "exabgp.log", env=env)
         # 5 prefixes x 3 views (pre-policy, post-policy, Loc-RIB)
         live.wait_for(lambda: _count(live, "announce") >= 15, 60, "15 announce rows")
         flag.touch()
@@ -129,10 +130,11 @@ def session(tmp_path_factory: pytest.TempPathFactory):
         live.wait_for(lambda: live.col.health()["connected"] == 0, 15, "gobgpd to close its BMP session")
         _wait_capture(pcap, live.col.counters.snapshot()["127.0.0.1"]["bytes"])
         dump.stop()  # the capture is complete before tshark and pmbmpd read it
+        live.settle()
         yield {"updates": live.updates(), "peers": live.peers(), "pcap": pcap, "dir": d,
                "health": live.col.health(), "health_live": health_live}  # fmt: skip
     finally:
-        for proc in (exa, gobgp, dump):
+        for proc in reversed(Daemon.instances[first:]):
             proc.stop()
         live.stop()
 

@@ -64,23 +64,24 @@ def session(tmp_path_factory: pytest.TempPathFactory):
     need(BGPD)
     need("exabgp")
     live = LiveBmp()
-    bgp_port, exa_port = free_port(), free_port()
-    pcap = d / "bmp.pcap"
-    dump = Daemon(["tcpdump", "-i", "lo", "-U", "-w", str(pcap), f"tcp port {live.port}"], d / "tcpdump.log")
-    time.sleep(1)
-    (d / "bgpd.conf").write_text(FRR_CONF.format(exa_port=exa_port, bmp_port=live.port))
-    frr = Daemon([BGPD, "-f", str(d / "bgpd.conf"), "-M", "bmp", "-Z", "-S", "-n", "-p", str(bgp_port), "-l",
-                  "127.0.0.1", "-i", str(d / "bgpd.pid"), "--vty_socket", str(d), "-P", "0", "--log", "stdout"],
-                 d / "bgpd.log")  # fmt: skip
-    flag = d / "withdraw.flag"
-    (d / "announce.py").write_text(ANNOUNCE_PY)
-    (d / "exabgp.conf").write_text(EXABGP_CONF.format(python=sys.executable, script=d / "announce.py", flag=flag,
-                                                      bgp_port=bgp_port))  # fmt: skip
-    env = dict(os.environ, **{"exabgp.daemon.user": "root", "exabgp.tcp.bind": "127.0.0.1",
-                              "exabgp.tcp.port": str(exa_port), "exabgp.log.destination": "stdout",
-                              "exabgp.daemon.daemonize": "false"})  # fmt: skip
-    exa = Daemon(["exabgp", str(d / "exabgp.conf")], d / "exabgp.log", env=env)
+    first = len(Daemon.instances)  # every daemon started below is stopped in the finally
     try:
+        bgp_port, exa_port = free_port(), free_port()
+        pcap = d / "bmp.pcap"
+        dump = Daemon(["tcpdump", "-i", "lo", "-U", "-w", str(pcap), f"tcp port {live.port}"], d / "tcpdump.log")
+        time.sleep(1)
+        (d / "bgpd.conf").write_text(FRR_CONF.format(exa_port=exa_port, bmp_port=live.port))
+        Daemon([BGPD, "-f", str(d / "bgpd.conf"), "-M", "bmp", "-Z", "-S", "-n", "-p", str(bgp_port), "-l",
+                "127.0.0.1", "-i", str(d / "bgpd.pid"), "--vty_socket", str(d), "-P", "0", "--log", "stdout"],
+               d / "bgpd.log")  # fmt: skip
+        flag = d / "withdraw.flag"
+        (d / "announce.py").write_text(ANNOUNCE_PY)
+        (d / "exabgp.conf").write_text(EXABGP_CONF.format(python=sys.executable, script=d / "announce.py", flag=flag,
+                                                          bgp_port=bgp_port))  # fmt: skip
+        env = dict(os.environ, **{"exabgp.daemon.user": "root", "exabgp.tcp.bind": "127.0.0.1",
+                                  "exabgp.tcp.port": str(exa_port), "exabgp.log.destination": "stdout",
+                                  "exabgp.daemon.daemonize": "false"})  # fmt: skip
+        exa = Daemon(["exabgp", str(d / "exabgp.conf")], d / "exabgp.log", env=env)
         # 5 prefixes x 2 views (pre-policy, post-policy)
         live.wait_for(lambda: _count(live, "announce", "127.0.0.1") >= 10, 60, "10 announce rows from FRR")
         health_live = live.col.health()
@@ -90,10 +91,11 @@ def session(tmp_path_factory: pytest.TempPathFactory):
         live.wait_for(lambda: ("127.0.0.1", "down") in _states(live), 30, "the peer-down event")
         _wait_capture(pcap, live.col.counters.snapshot()["127.0.0.1"]["bytes"])
         dump.stop()
+        live.settle()
         yield {"updates": live.updates(), "peers": live.peers(), "health_live": health_live,
                "pcap": pcap, "bmp_port": live.port}  # fmt: skip
     finally:
-        for proc in (exa, frr, dump):
+        for proc in reversed(Daemon.instances[first:]):
             proc.stop()
         live.stop()
 

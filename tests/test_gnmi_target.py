@@ -171,7 +171,7 @@ def test_tls_verifies_the_target(certs) -> None:
     try:
         live.wait_for(lambda: live.status("dut")["state"] == "done", 20, "the TLS target")
         live.wait_for(lambda: live.status("untrusted")["errors"] >= 2, 20, "retries against the untrusted target")
-        assert {r["device"] for r in live.rows()} == {"dut"}
+        live.wait_for(lambda: {r["device"] for r in live.rows()} == {"dut"}, 10, "rows of dut only")
         assert live.status("untrusted")["state"] in ("backoff", "connecting")
     finally:
         live.stop()
@@ -189,7 +189,7 @@ def test_mtls_requires_the_client_certificate(certs) -> None:
     try:
         live.wait_for(lambda: live.status("dut")["state"] == "done", 20, "the mTLS target")
         live.wait_for(lambda: live.status("nocert")["errors"] >= 1, 20, "the handshake without a client cert to fail")
-        assert {r["device"] for r in live.rows()} == {"dut"}
+        live.wait_for(lambda: {r["device"] for r in live.rows()} == {"dut"}, 10, "rows of dut only")
         assert target.sessions == 1
     finally:
         live.stop()
@@ -211,7 +211,7 @@ def test_username_password_and_reconnect_with_backoff() -> None:
         live.wait_for(lambda: live.status("dut")["connects"] >= 2 and live.status("dut")["state"] == "synced", 30,
                       "a reconnect after the restart")  # fmt: skip
         assert target.sessions >= 2
-        assert {r["device"] for r in live.rows()} == {"dut"}
+        live.wait_for(lambda: {r["device"] for r in live.rows()} == {"dut"}, 10, "rows of dut only")
     finally:
         live.stop()
         server.stop()
