@@ -30,7 +30,6 @@ import signal
 import struct
 import sys
 import threading
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,7 +51,7 @@ from ingest.bgp import (
 )
 from ingest.cli import _health_server
 from ingest.collector import Collector, Framer, FramingError, RuntimeOptions, now_ms
-from ingest.config import Config, ConfigError, HealthOptions, fill_dataclass, parse_hostport
+from ingest.config import Config, ConfigError, HealthOptions, fill_dataclass, parse_hostport, read_toml
 from ingest.core import MALFORMED, OVERSIZED, Counters, DecodeResult, Packet
 from ingest.sinks import EngineSink, MemorySink, ParquetSink, ProtonSink, Sink, SinkError
 from streams.catalog import CATALOG
@@ -642,15 +641,7 @@ _BATCH_KEYS = {"rows": "batch_rows", "flush_ms": "flush_ms", "queue_packets": "q
 
 def load_config(path: str | None) -> Config:
     """Read a BMP TOML config: [listen] tcp, [output], [batch], [health], [bmp] (see docs/bmp-gnmi.md)."""
-    raw: dict[str, Any] = {}
-    if path:
-        try:
-            with open(path, "rb") as f:
-                raw = tomllib.load(f)
-        except OSError as e:
-            raise ConfigError(f"cannot read config {path!r}: {e}") from e
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: invalid TOML: {e}") from e
+    raw = read_toml(path)
     known = {"listen", "output", "batch", "health", "bmp"}
     for k in raw:
         if k not in known:

@@ -95,6 +95,19 @@ def parse_hostport(text: str, where: str = "listen") -> tuple[str, int]:
 PROTOCOL_SECTIONS: tuple[str, ...] = ("netflow", "syslog", "traps")  # ingest.cli.PROTOCOLS passes its own
 
 
+def read_toml(path: str | None) -> dict[str, Any]:
+    """The parsed TOML file at ``path`` ({} for None); unreadable or invalid files are ConfigErrors."""
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as e:
+        raise ConfigError(f"cannot read config {path!r}: {e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from e
+
+
 def load_config(path: str | None, protocol_section: str, protocol_options: type,
                 protocol_sections: tuple[str, ...] = PROTOCOL_SECTIONS) -> Config:  # fmt: skip
     """Read and validate a TOML file (or just the defaults when ``path`` is None).
@@ -102,15 +115,7 @@ def load_config(path: str | None, protocol_section: str, protocol_options: type,
     ``protocol_section`` is this collector's section (filled into ``protocol_options``); the other
     ``protocol_sections`` are known but refused, so a file meant for another collector fails loudly.
     """
-    raw: dict[str, Any] = {}
-    if path:
-        try:
-            with open(path, "rb") as f:
-                raw = tomllib.load(f)
-        except OSError as e:
-            raise ConfigError(f"cannot read config {path!r}: {e}") from e
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: invalid TOML: {e}") from e
+    raw = read_toml(path)
     known = {"listen", "tls", "output", "batch", "health", *protocol_sections, protocol_section}
     for k in raw:
         if k not in known:

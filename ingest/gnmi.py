@@ -25,7 +25,6 @@ import logging
 import random
 import signal
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +36,7 @@ import pyarrow.compute as pc
 from ingest import gnmi_wire
 from ingest.cli import _health_server
 from ingest.collector import Collector, RuntimeOptions, now_ms
-from ingest.config import Config, ConfigError, HealthOptions, fill_dataclass
+from ingest.config import Config, ConfigError, HealthOptions, fill_dataclass, read_toml
 from ingest.core import MALFORMED, Counters, DecodeResult, Packet
 from ingest.gnmi_proto import gnmi_pb2
 from ingest.sinks import EngineSink, MemorySink, ParquetSink, ProtonSink, Sink, SinkError
@@ -383,15 +382,7 @@ _BATCH_KEYS = {"rows": "batch_rows", "flush_ms": "flush_ms", "queue_packets": "q
 
 def load_config(path: str | None) -> tuple[Config, list[TargetOptions]]:
     """Read a gNMI TOML config: [[targets]], [output], [batch], [health], [gnmi] (see docs/bmp-gnmi.md)."""
-    raw: dict[str, Any] = {}
-    if path:
-        try:
-            with open(path, "rb") as f:
-                raw = tomllib.load(f)
-        except OSError as e:
-            raise ConfigError(f"cannot read config {path!r}: {e}") from e
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: invalid TOML: {e}") from e
+    raw = read_toml(path)
     known = {"targets", "output", "batch", "health", "gnmi"}
     for k in raw:
         if k not in known:

