@@ -19,7 +19,7 @@ from srql_compiler import ast
 from srql_compiler import plan as P
 from srql_compiler.errors import SRQLError, did_you_mean
 from srql_compiler.keywords import AGGREGATES
-from srql_compiler.parser import parse
+from srql_compiler.parser import LONG_UNITS, parse
 from streams.catalog import CATALOG, Catalog, Entity
 from streams.catalog import Field as CatalogField
 from streams.types import BOOL, FLOAT64, INT64, IP, STRING, TIMESTAMP, UINT64, ColumnType, Kind
@@ -708,14 +708,7 @@ def latest_keys(ent: Entity) -> tuple[str, ...]:
 
 
 def _unit_delta(unit: str) -> timedelta:
-    return {
-        "millisecond": timedelta(milliseconds=1),
-        "second": timedelta(seconds=1),
-        "minute": timedelta(minutes=1),
-        "hour": timedelta(hours=1),
-        "day": timedelta(days=1),
-        "week": timedelta(weeks=1),
-    }[unit]
+    return LONG_UNITS[unit]
 
 
 def _names_in(node: ast.Node | None) -> list[tuple[str | None, str, ast.Node]]:

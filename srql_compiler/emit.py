@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import datetime, timedelta
+from functools import cache
 
 from sqlglot import exp
 
@@ -32,6 +33,16 @@ def split_duration(d: timedelta, units: tuple = _UNITS) -> tuple[int, str, str]:
 
 def _ms(d: timedelta) -> int:
     return round(d / timedelta(milliseconds=1))
+
+
+@cache
+def _built_type(name: str) -> exp.DataType:
+    return exp.DataType.build(name)
+
+
+def _type(name: str) -> exp.DataType:
+    """A SQL type node (DataType.build parses its text: build each once, hand out copies)."""
+    return _built_type(name).copy()
 
 
 def _table(name: str) -> exp.Table:
@@ -173,6 +184,10 @@ class SQLEmitter:
         return [self.window_start_expr()]
 
     def window_start_expr(self) -> exp.Expression:
+        """``window_start`` by its output name when the query outputs it, else the bucket expression itself."""
+        proj = self.plan.projection
+        if proj is None or any(isinstance(e, P.WindowBound) and e.which == "window_start" for _, e in proj):
+            return exp.column("window_start")
         start = self.window_columns()[0]
         return start.this if isinstance(start, exp.Alias) else start
 
@@ -717,13 +732,13 @@ class DuckDBEmitter(BatchWindows):
 
     def timestamp(self, v: datetime) -> exp.Expression:
         text = v.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-        return exp.Cast(this=exp.Literal.string(text), to=exp.DataType.build("TIMESTAMP"))
+        return exp.Cast(this=exp.Literal.string(text), to=_type("TIMESTAMP"))
 
     def now(self) -> exp.Expression:
         # The archive stores naive UTC timestamps; compare with UTC now, independent of the session zone.
         return exp.Cast(this=exp.Anonymous(this="timezone", expressions=[exp.Literal.string("UTC"),
                                                                          exp.CurrentTimestamp()]),
-                        to=exp.DataType.build("TIMESTAMP"))
+                        to=_type("TIMESTAMP"))
 
     def start_of_day(self, days: int) -> exp.Expression:
         today = self._day(self.now())
@@ -743,7 +758,7 @@ class DuckDBEmitter(BatchWindows):
         # 'not-an-ip' away from the cast.
         parts = [exp.TryCast(this=exp.Anonymous(this="split_part", expressions=[this.copy(), exp.Literal.string("."),
                                                                                 exp.Literal.number(i + 1)]),
-                             to=exp.DataType.build("BIGINT")) for i in range(4)]
+                             to=_type("BIGINT")) for i in range(4)]
         value = parts[0]
         for part in parts[1:]:
             value = exp.Add(this=exp.Mul(this=exp.Paren(this=value), expression=exp.Literal.number(256)),
@@ -764,7 +779,7 @@ class DuckDBEmitter(BatchWindows):
         return src.as_(p.source.alias, copy=False) if self.qualify else src
 
     def bucket(self, ts: exp.Expression, size: timedelta) -> exp.Expression:
-        origin = exp.Cast(this=exp.Literal.string("1970-01-01"), to=exp.DataType.build("TIMESTAMP"))
+        origin = exp.Cast(this=exp.Literal.string("1970-01-01"), to=_type("TIMESTAMP"))
         return exp.Anonymous(this="time_bucket", expressions=[self.interval(size), ts, origin])
 
     def ms_interval(self, n: exp.Expression) -> exp.Expression:

@@ -27,7 +27,7 @@ _SHORT_UNITS = {
     "d": timedelta(days=1),
     "w": timedelta(weeks=1),
 }
-_LONG_UNITS = {
+LONG_UNITS = {
     "millisecond": timedelta(milliseconds=1),
     "second": timedelta(seconds=1),
     "minute": timedelta(minutes=1),
@@ -451,7 +451,7 @@ class _ToAst(Transformer):
 
     def _duration(self, d: tuple) -> timedelta:
         amount, unit, span = d
-        per = _SHORT_UNITS.get(unit) or _LONG_UNITS.get(unit)
+        per = _SHORT_UNITS.get(unit) or LONG_UNITS.get(unit)
         if per is None:
             raise self._fail(f"'{unit}' is not a fixed duration; use days or weeks", span)
         if amount == 0:
