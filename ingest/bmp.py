@@ -51,7 +51,15 @@ from ingest.bgp import (
 )
 from ingest.cli import _health_server
 from ingest.collector import Collector, Framer, FramingError, RuntimeOptions, now_ms
-from ingest.config import Config, ConfigError, HealthOptions, fill_dataclass, parse_hostport, read_toml
+from ingest.config import (
+    Config,
+    ConfigError,
+    HealthOptions,
+    apply_output_and_batch,
+    fill_dataclass,
+    parse_hostport,
+    read_toml,
+)
 from ingest.core import MALFORMED, OVERSIZED, Counters, DecodeResult, Packet
 from ingest.sinks import EngineSink, MemorySink, ParquetSink, ProtonSink, Sink, SinkError
 from streams.catalog import CATALOG
@@ -635,10 +643,6 @@ def memory_collector(options: BmpOptions | None = None, runtime: RuntimeOptions 
 
 
 # ---- configuration and CLI -----------------------------------------------------------------------
-_BATCH_KEYS = {"rows": "batch_rows", "flush_ms": "flush_ms", "queue_packets": "queue_packets",
-               "decode_chunk": "decode_chunk", "max_frame": "max_frame"}  # fmt: skip
-
-
 def load_config(path: str | None) -> Config:
     """Read a BMP TOML config: [listen] tcp, [output], [batch], [health], [bmp] (see docs/bmp-gnmi.md)."""
     raw = read_toml(path)
@@ -651,17 +655,7 @@ def load_config(path: str | None) -> Config:
     if not isinstance(listen, dict) or set(listen) - {"tcp"}:
         raise ConfigError("[listen] of the bmp collector takes only tcp = [\"HOST:PORT\", ...]")
     cfg.tcp = [parse_hostport(str(x), "listen.tcp") and str(x) for x in listen.get("tcp", [])]
-    out = raw.get("output", {})
-    for k, v in out.items():
-        if k not in ("parquet", "proton", "engine"):
-            raise ConfigError(f"unknown key output.{k} (known: parquet, proton, engine)")
-        setattr(cfg, k, v)
-    for k, v in raw.get("batch", {}).items():
-        if k not in _BATCH_KEYS:
-            raise ConfigError(f"unknown key batch.{k} (known: {', '.join(_BATCH_KEYS)})")
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-            raise ConfigError(f"batch.{k} must be a positive integer, got {v!r}")
-        setattr(cfg.runtime, _BATCH_KEYS[k], v)
+    apply_output_and_batch(cfg, raw)
     cfg.health = fill_dataclass(HealthOptions, raw.get("health", {}), "health")
     cfg.protocol = fill_dataclass(BmpOptions, raw.get("bmp", {}), "bmp")
     for k in ("max_message", "max_routers", "attribute_cache"):

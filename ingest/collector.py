@@ -71,6 +71,31 @@ class Framer:
         raise NotImplementedError
 
 
+class BufferedFramer(Framer):
+    """A framer over a growing buffer: subclasses append whole frames in ``_split``.
+
+    A framing error keeps the frames completed before it (they reach the decoder) and carries them
+    in the ``FramingError``.
+    """
+
+    default_max_frame = 65535
+
+    def __init__(self, max_frame: int | None = None) -> None:
+        self.buf = bytearray()
+        self.max_frame = max_frame if max_frame is not None else self.default_max_frame
+
+    def feed(self, data: bytes) -> list[bytes]:
+        out: list[bytes] = []
+        try:
+            self._split(data, out)
+        except FramingError as e:
+            raise FramingError(str(e), out) from None
+        return out
+
+    def _split(self, data: bytes, out: list[bytes]) -> None:
+        raise NotImplementedError
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 

@@ -127,20 +127,28 @@ def load_config(path: str | None, protocol_section: str, protocol_options: type,
         for item in items:
             parse_hostport(str(item), where)
     cfg.tls = fill_dataclass(TlsOptions, raw.get("tls", {}), "tls")
-    out = _section(raw, "output", {"parquet": str, "proton": str, "engine": bool})
-    cfg.parquet, cfg.proton = out.get("parquet", ""), out.get("proton", "")
-    cfg.engine = out.get("engine", False)
-    batch = _section(raw, "batch", dict.fromkeys(_BATCH_KEYS, int))
-    for k, v in batch.items():
-        if v <= 0:
-            raise ConfigError(f"batch.{k} must be positive, got {v}")
-        setattr(cfg.runtime, _BATCH_KEYS[k], v)
+    apply_output_and_batch(cfg, raw)
     cfg.health = fill_dataclass(HealthOptions, raw.get("health", {}), "health")
     cfg.protocol = fill_dataclass(protocol_options, raw.get(protocol_section, {}), protocol_section)
     for other in protocol_sections:
         if other != protocol_section and other in raw:
             raise ConfigError(f"section [{other}] does not apply to the {protocol_section} collector")
     return cfg
+
+
+def apply_output_and_batch(cfg: Config, raw: dict[str, Any], batch_keys: tuple[str, ...] | None = None) -> None:
+    """Fill ``[output]`` and ``[batch]``, the sections every collector shares, into ``cfg``.
+
+    ``batch_keys`` narrows the accepted ``[batch]`` keys (a collector without stream framing has no
+    ``max_frame``)."""
+    out = _section(raw, "output", {"parquet": str, "proton": str, "engine": bool})
+    cfg.parquet, cfg.proton = out.get("parquet", ""), out.get("proton", "")
+    cfg.engine = out.get("engine", False)
+    batch = _section(raw, "batch", dict.fromkeys(batch_keys or _BATCH_KEYS, int))
+    for k, v in batch.items():
+        if v <= 0:
+            raise ConfigError(f"batch.{k} must be positive, got {v}")
+        setattr(cfg.runtime, _BATCH_KEYS[k], v)
 
 
 def _section(raw: dict, name: str, keys: dict[str, type]) -> dict[str, Any]:

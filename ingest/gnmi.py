@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 from ingest import gnmi_wire
 from ingest.cli import _health_server
 from ingest.collector import Collector, RuntimeOptions, now_ms
-from ingest.config import Config, ConfigError, HealthOptions, fill_dataclass, read_toml
+from ingest.config import Config, ConfigError, HealthOptions, apply_output_and_batch, fill_dataclass, read_toml
 from ingest.core import MALFORMED, Counters, DecodeResult, Packet
 from ingest.gnmi_proto import gnmi_pb2
 from ingest.sinks import EngineSink, MemorySink, ParquetSink, ProtonSink, Sink, SinkError
@@ -376,8 +376,7 @@ def memory_collector(targets: list[TargetOptions], options: GnmiOptions | None =
 
 
 # ---- configuration and CLI -------------------------------------------------------------------------
-_BATCH_KEYS = {"rows": "batch_rows", "flush_ms": "flush_ms", "queue_packets": "queue_packets",
-               "decode_chunk": "decode_chunk"}  # fmt: skip
+_BATCH_KEYS = ("rows", "flush_ms", "queue_packets", "decode_chunk")  # no max_frame: gNMI has no stream framing
 
 
 def load_config(path: str | None) -> tuple[Config, list[TargetOptions]]:
@@ -388,16 +387,7 @@ def load_config(path: str | None) -> tuple[Config, list[TargetOptions]]:
         if k not in known:
             raise ConfigError(f"unknown section [{k}] for the gnmi collector (known: {', '.join(sorted(known))})")
     cfg = Config()
-    for k, v in raw.get("output", {}).items():
-        if k not in ("parquet", "proton", "engine"):
-            raise ConfigError(f"unknown key output.{k} (known: parquet, proton, engine)")
-        setattr(cfg, k, v)
-    for k, v in raw.get("batch", {}).items():
-        if k not in _BATCH_KEYS:
-            raise ConfigError(f"unknown key batch.{k} (known: {', '.join(_BATCH_KEYS)})")
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-            raise ConfigError(f"batch.{k} must be a positive integer, got {v!r}")
-        setattr(cfg.runtime, _BATCH_KEYS[k], v)
+    apply_output_and_batch(cfg, raw, _BATCH_KEYS)
     cfg.health = fill_dataclass(HealthOptions, raw.get("health", {}), "health")
     cfg.protocol = fill_dataclass(GnmiOptions, raw.get("gnmi", {}), "gnmi")
     targets_raw = raw.get("targets", [])

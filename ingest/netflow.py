@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from ingest.addr import ipv4_strings, ipv6_strings
-from ingest.collector import Framer, FramingError
+from ingest.collector import BufferedFramer, FramingError
 from ingest.core import MALFORMED, UNKNOWN_TEMPLATE, UNSUPPORTED, Counters, DecodeResult, Packet
 from streams.catalog import CATALOG
 
@@ -663,20 +663,8 @@ def _application(arr: np.ndarray, names: tuple, app_names: list | None, proto: n
     return pc.coalesce(pa.array(exported, pa.string()), mapped)
 
 
-class IpfixFramer(Framer):
+class IpfixFramer(BufferedFramer):
     """Splits an IPFIX-over-TCP stream (RFC 7011 §10.4) into messages by the header's length field."""
-
-    def __init__(self, max_frame: int = 65535) -> None:
-        self.buf = bytearray()
-        self.max_frame = max_frame
-
-    def feed(self, data: bytes) -> list[bytes]:
-        out: list[bytes] = []
-        try:
-            self._split(data, out)
-        except FramingError as e:
-            raise FramingError(str(e), out) from None
-        return out
 
     def _split(self, data: bytes, out: list[bytes]) -> None:
         self.buf += data

@@ -31,7 +31,7 @@ try:  # CFB moved to the "decrepit" module in cryptography 47; USM (RFC 3826) st
 except ImportError:  # pragma: no cover - older cryptography
     from cryptography.hazmat.primitives.ciphers.modes import CFB
 
-from ingest.collector import Framer, FramingError
+from ingest.collector import BufferedFramer, FramingError
 from ingest.core import AUTH_FAILED, DECRYPT_FAILED, MALFORMED, UNSUPPORTED, Counters, DecodeResult, Packet
 from streams.catalog import CATALOG
 
@@ -504,20 +504,8 @@ def _batch(rows: list[_Row], received_ms: int) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([pa.array(cols[f.name], f.type) for f in SCHEMA], schema=SCHEMA)
 
 
-class BerFramer(Framer):
+class BerFramer(BufferedFramer):
     """Splits SNMP-over-TCP (RFC 3430) streams on the outer BER SEQUENCE."""
-
-    def __init__(self, max_frame: int = 65535) -> None:
-        self.buf = bytearray()
-        self.max_frame = max_frame
-
-    def feed(self, data: bytes) -> list[bytes]:
-        out: list[bytes] = []
-        try:
-            self._split(data, out)
-        except FramingError as e:
-            raise FramingError(str(e), out) from None
-        return out
 
     def _split(self, data: bytes, out: list[bytes]) -> None:
         self.buf += data

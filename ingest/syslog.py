@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.collector import Framer, FramingError
+from ingest.collector import BufferedFramer, FramingError
 from ingest.core import Counters, DecodeResult, Packet
 from streams.catalog import CATALOG
 
@@ -341,20 +341,10 @@ def _timestamps_slow(text: pa.Array) -> pa.Array:
     return pa.array(out, pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
 
 
-class SyslogFramer(Framer):
+class SyslogFramer(BufferedFramer):
     """RFC 6587 framing, detected per frame: octet counting ("LEN SP MSG") or LF-terminated lines."""
 
-    def __init__(self, max_frame: int = 64 * 1024) -> None:
-        self.buf = bytearray()
-        self.max_frame = max_frame
-
-    def feed(self, data: bytes) -> list[bytes]:
-        out: list[bytes] = []
-        try:
-            self._split(data, out)
-        except FramingError as e:
-            raise FramingError(str(e), out) from None
-        return out
+    default_max_frame = 64 * 1024
 
     def _split(self, data: bytes, out: list[bytes]) -> None:
         self.buf += data
