@@ -206,7 +206,9 @@ def test_username_password_and_reconnect_with_backoff() -> None:
     try:
         live.wait_for(lambda: live.status("dut")["state"] == "synced", 20, "the authenticated stream")
         live.wait_for(lambda: live.status("wrong")["errors"] >= 2, 20, "the rejected login to be retried")
-        assert live.status("wrong")["last_error"].startswith("UNAUTHENTICATED")
+        # gRPC may report a transient INTERNAL on a loaded machine; the rejection itself must be seen
+        live.wait_for(lambda: live.status("wrong")["last_error"].startswith("UNAUTHENTICATED"), 30,
+                      "the wrong password to be rejected as UNAUTHENTICATED")
         server.restart()  # the target goes away and comes back on the same port
         live.wait_for(lambda: live.status("dut")["connects"] >= 2 and live.status("dut")["state"] == "synced", 30,
                       "a reconnect after the restart")  # fmt: skip
