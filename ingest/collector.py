@@ -162,6 +162,9 @@ class Collector:
         self.counters = Counters()
         self._queue: deque[Packet] = deque()
         self._wake = asyncio.Event()
+        # Decoders keep state (templates, sessions) and are not thread-safe: the worker and a caller of
+        # flush() must never decode at the same time.
+        self._decode_lock = asyncio.Lock()
         self._servers: list[asyncio.AbstractServer] = []
         self._udp: list[asyncio.DatagramTransport] = []
         self._udp_socks: list[socket.socket] = []
@@ -226,13 +229,14 @@ class Collector:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=min(self.options.flush_ms, 1000) / 1000)
             self._wake.clear()
-            await self._drain()
-            t = now_ms()
-            if t - housekeeping_at >= 1000:
-                housekeeping_at = t
-                self.decoder.housekeeping(t, self.counters)
-            if self._pending and t - self._oldest_ms >= self.options.flush_ms:
-                await self._flush()
+            async with self._decode_lock:
+                await self._drain()
+                t = now_ms()
+                if t - housekeeping_at >= 1000:
+                    housekeeping_at = t
+                    self.decoder.housekeeping(t, self.counters)
+                if self._pending and t - self._oldest_ms >= self.options.flush_ms:
+                    await self._flush()
             if self._stopping and not self._queue:
                 return
 
@@ -293,9 +297,10 @@ class Collector:
         self.rows_flushed += table.num_rows
 
     async def flush(self) -> None:
-        """Decode everything queued and write every buffered row to the sink now."""
-        await self._drain()
-        await self._flush()
+        """Decode everything queued and write every buffered row to the sink now (safe while running)."""
+        async with self._decode_lock:
+            await self._drain()
+            await self._flush()
 
     async def stop(self) -> None:
         """Stop listening, decode what is queued, flush, close the sink."""

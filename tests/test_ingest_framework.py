@@ -296,3 +296,44 @@ def test_stop_reads_datagrams_still_in_the_kernel_buffer() -> None:
 
     sink, col = asyncio.run(go())
     assert sink.rows() == 20 * 6 and col.counters.drops() == {}
+
+
+class _OneAtATime(NetflowDecoder):
+    """A NetFlow decoder that records how many decode calls overlap (decoders keep template state)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+
+        self._guard = threading.Lock()
+        self.active = self.most = 0
+
+    def decode(self, packets, counters):
+        import time
+
+        with self._guard:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        try:
+            time.sleep(0.002)  # widen the window in which an overlap would show
+            return super().decode(packets, counters)
+        finally:
+            with self._guard:
+                self.active -= 1
+
+
+def test_flush_while_running_never_decodes_concurrently() -> None:
+    async def go() -> tuple[_OneAtATime, MemorySink]:
+        decoder, sink = _OneAtATime(), MemorySink()
+        col = Collector(decoder, sink, RuntimeOptions(decode_chunk=4, flush_ms=10))
+        col.start()
+        for _ in range(30):
+            for _ in range(8):
+                col.offer(Packet(V5, "192.0.2.1", 2055, 0))
+            await asyncio.gather(col.flush(), col.flush(), asyncio.sleep(0))
+        await col.stop()
+        return decoder, sink
+
+    decoder, sink = asyncio.run(go())
+    assert decoder.most == 1
+    assert sum(t.num_rows for t in sink.tables) == 30 * 8 * 6  # every record of every packet, once
