@@ -50,6 +50,11 @@ def _table(name: str) -> exp.Table:
     return exp.Table(this=exp.to_identifier(name))
 
 
+def _timestamp_text(v: datetime) -> str:
+    """A UTC time as SQL text with milliseconds, the catalog's event-time resolution."""
+    return v.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
 def _and(items: list[exp.Expression]) -> exp.Expression | None:
     items = [i for i in items if i is not None]
     if not items:
@@ -385,6 +390,13 @@ class ClickHouseLikeEmitter(SQLEmitter):
     def quantile(self, arg: exp.Expression, q: float) -> exp.Expression:
         raise NotImplementedError
 
+    def timestamp(self, v: datetime) -> exp.Expression:
+        precision_utc = (exp.Literal.number(3), exp.Literal.string("UTC"))
+        return self.fn("to_datetime64", exp.Literal.string(_timestamp_text(v)), *precision_utc)
+
+    def now(self) -> exp.Expression:
+        return self.fn("now64", exp.Literal.number(3), exp.Literal.string("UTC"))
+
     def in_prefix(self, this: exp.Expression, prefix: str) -> exp.Expression:
         # isIPAddressInRange throws on text that is not an address (an empty field); if() short-circuits.
         is_address = exp.or_(self.fn("is_ipv4_string", this.copy()), self.fn("is_ipv6_string", this.copy()),
@@ -435,13 +447,6 @@ class ProtonEmitter(ClickHouseLikeEmitter):
     def interval(self, d: timedelta) -> exp.Expression:
         n, _, short = split_duration(d)
         return pd.interval(n, short)
-
-    def timestamp(self, v: datetime) -> exp.Expression:
-        text = v.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-        return self.fn("to_datetime64", exp.Literal.string(text), exp.Literal.number(3), exp.Literal.string("UTC"))
-
-    def now(self) -> exp.Expression:
-        return self.fn("now64", exp.Literal.number(3), exp.Literal.string("UTC"))
 
     def quantile(self, arg: exp.Expression, q: float) -> exp.Expression:
         return self.fn(f"p{round(q * 100)}", arg)
@@ -647,6 +652,7 @@ class ClickHouseEmitter(BatchWindows, ClickHouseLikeEmitter):
         "start_of_day": "toStartOfDay",
         "position": "position",
         "ip_in_range": "isIPAddressInRange",
+        "to_datetime64": "toDateTime64",
         "is_ipv4_string": "isIPv4String",
         "is_ipv6_string": "isIPv6String",
         "count_if": "countIf",
@@ -668,13 +674,6 @@ class ClickHouseEmitter(BatchWindows, ClickHouseLikeEmitter):
             name = self.FUNCS.get(name[:-3], name[:-3]) + "If"
         return exp.Anonymous(this=name, expressions=list(args))
 
-    def timestamp(self, v: datetime) -> exp.Expression:
-        text = v.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-        return self.fn("toDateTime64", exp.Literal.string(text), exp.Literal.number(3), exp.Literal.string("UTC"))
-
-    def now(self) -> exp.Expression:
-        return self.fn("now64", exp.Literal.number(3), exp.Literal.string("UTC"))
-
     def quantile(self, arg: exp.Expression, q: float) -> exp.Expression:
         # R-7 linear interpolation, the same definition as DuckDB's quantile_cont.
         return exp.ParameterizedAgg(this="quantileExactInclusive", expressions=[exp.Literal.number(q)],
@@ -687,7 +686,7 @@ class ClickHouseEmitter(BatchWindows, ClickHouseLikeEmitter):
     def bucket(self, ts: exp.Expression, size: timedelta) -> exp.Expression:
         # toStartOfInterval yields DateTime for whole seconds; keep window bounds DateTime64(3, 'UTC') like the data.
         start = self.fn("toStartOfInterval", ts, self.interval(size))
-        return self.fn("toDateTime64", start, exp.Literal.number(3), exp.Literal.string("UTC"))
+        return self.fn("to_datetime64", start, exp.Literal.number(3), exp.Literal.string("UTC"))
 
     def ms_interval(self, n: exp.Expression) -> exp.Expression:
         return self.fn("toIntervalMillisecond", n)
@@ -731,8 +730,7 @@ class DuckDBEmitter(BatchWindows):
         return exp.Anonymous(this="date_trunc", expressions=[exp.Literal.string("day"), this])
 
     def timestamp(self, v: datetime) -> exp.Expression:
-        text = v.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-        return exp.Cast(this=exp.Literal.string(text), to=_type("TIMESTAMP"))
+        return exp.Cast(this=exp.Literal.string(_timestamp_text(v)), to=_type("TIMESTAMP"))
 
     def now(self) -> exp.Expression:
         # The archive stores naive UTC timestamps; compare with UTC now, independent of the session zone.
