@@ -125,7 +125,7 @@ class _Binder:
             latest=latest,
             warnings=tuple(self.warnings),
         )
-        return _with_columns(plan, self.scope)
+        return _with_columns(plan, self.catalog)
 
     # ------------------------------------------------------------------ sources
     def _resolve_sources(self) -> _Scope:
@@ -808,13 +808,8 @@ def _type_of(expr: P.Expr) -> ColumnType | None:
     return BOOL
 
 
-def with_columns_for(plan: P.Plan) -> P.Plan:
-    """Recompute a plan's output columns (for plans built by hand)."""
-    return _with_columns(plan, None)
-
-
-def _with_columns(plan: P.Plan, scope: _Scope | None) -> P.Plan:
-    from streams.catalog import CATALOG as _CAT
+def _with_columns(plan: P.Plan, catalog: Catalog) -> P.Plan:
+    """The plan with its output columns filled in (from the catalog it was bound against)."""
 
     cols: list[P.OutputColumn]
     if plan.statement == "count":
@@ -826,10 +821,10 @@ def _with_columns(plan: P.Plan, scope: _Scope | None) -> P.Plan:
         cols += [P.OutputColumn(c.name, c.type) for c in plan.group_by]
         cols += [P.OutputColumn(a.name, a.type) for a in plan.aggregates]
     else:
-        cols = [P.OutputColumn(f.name, f.type) for f in _CAT[plan.source.entity].fields]
+        cols = [P.OutputColumn(f.name, f.type) for f in catalog[plan.source.entity].fields]
         if plan.join is not None:
             taken = {c.name for c in cols}
-            for f in _CAT[plan.join.right.entity].fields:
+            for f in catalog[plan.join.right.entity].fields:
                 name = f.name if f.name not in taken else f"{plan.join.right.alias}_{f.name}"
                 cols.append(P.OutputColumn(name, f.type))
     return replace(plan, columns=tuple(cols))
