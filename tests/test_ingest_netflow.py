@@ -21,11 +21,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ingest_helpers import free_port, make_flow_pcap, nfdump_decode, softflowd_export
 
 from ingest.collector import Collector, RuntimeOptions
 from ingest.core import Counters, Packet
-from ingest.netflow import NetflowDecoder, NetflowOptions
+from ingest.netflow import SCHEMA, NetflowDecoder, NetflowOptions
 from ingest.sinks import MemorySink
 from streams.catalog import CATALOG
 
@@ -236,3 +238,40 @@ def test_templates_expire_after_their_lifetime(exports: dict) -> None:
     assert all(not d.templates for d in dec.domains.values())
     data_only = grams[0][:20] + b"".join(s for s in _flowsets(grams[0][20:]) if s[:2] >= b"\x01\x00")
     assert not dec.decode([Packet(data_only, "192.0.2.9", 2055, 62_000)], counters).batches  # held, not decoded
+
+
+class _SetWalkOnly(NetflowDecoder):
+    """The decoder with its one-data-set fast path switched off: every datagram walks its sets."""
+
+    def _single_data_set(self, data: bytes, exporter: str, groups: dict) -> bool:
+        return False
+
+
+FIXED_FIELDS = st.lists(st.sampled_from([(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (1, 4), (1, 8), (2, 4),
+                                         (153, 8), (152, 8), (21, 4), (22, 4), (15, 4), (10, 2), (6, 1)]),
+                        min_size=1, max_size=10)  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(version=st.sampled_from([9, 10]), fields=FIXED_FIELDS, data=st.data())
+def test_single_data_set_fast_path_equals_the_set_walk(version: int, fields: list, data: st.DataObject) -> None:
+    """Datagrams of one data set (the fast path) decode exactly as the general set walk decodes them."""
+    tid, reclen = 256 + data.draw(st.integers(0, 50)), sum(ln for _, ln in fields)
+    tmpl = struct.pack(">HH", tid, len(fields)) + b"".join(struct.pack(">HH", ie, ln) for ie, ln in fields)
+    tset = struct.pack(">HH", 0 if version == 9 else 2, 4 + len(tmpl)) + tmpl
+    grams = []
+    for i in range(data.draw(st.integers(1, 12))):
+        body = data.draw(st.binary(min_size=0, max_size=reclen * 5 + 3))  # with padding, or too short
+        sets = (tset if i == 0 else b"") + struct.pack(">HH", tid, 4 + len(body)) + body
+        if data.draw(st.booleans()):
+            sets += data.draw(st.binary(max_size=6))  # trailing bytes: not a one-set datagram
+        if version == 9:
+            head = struct.pack(">HHIIII", 9, 1, 5_000 + i, 1_800_000_000 + i, i, 7)
+        else:
+            head = struct.pack(">HHIII", 10, 16 + len(sets), 1_800_000_000 + i, i, 7)
+        grams.append(Packet(head + sets, f"192.0.2.{i % 2}", 2055, 0))
+    fast_c, walk_c = Counters(), Counters()
+    fast = pa.Table.from_batches(NetflowDecoder().decode(grams, fast_c).batches, schema=SCHEMA)
+    walk = pa.Table.from_batches(_SetWalkOnly().decode(grams, walk_c).batches, schema=SCHEMA)
+    assert fast.equals(walk)
+    assert fast_c.snapshot() == walk_c.snapshot()
