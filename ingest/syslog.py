@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,7 @@ LT, GT, SP, LBR, RBR, COLON, DASH, BSL = (ord(c) for c in "<> []:-\\")
 BOM = (0xEF, 0xBB, 0xBF)
 PAD = 32  # bytes of zero padding after the buffer so fixed-offset probes never read past it
 _PAD_BYTES = bytes(PAD)
+BLOCK_BYTES = 1 << 20  # message bytes parsed together (see parse_lines)
 
 
 @dataclass
@@ -58,29 +60,49 @@ class SyslogDecoder:
         datas = list(map(_DATA, packets))
         sources = list(map(_SOURCE, packets))
         index = {src: i for i, src in enumerate(dict.fromkeys(sources))}
-        codes = np.fromiter(map(index.__getitem__, sources), np.int32, len(sources))
-        recv = np.fromiter(map(_RECEIVED, packets), np.int64, len(packets))
-        if list in set(map(type, datas)):  # stream frames: several messages per packet
-            counts = np.fromiter((len(d) if d.__class__ is list else 1 for d in datas), np.int64, len(datas))
-            lines = [x for d in datas for x in (d if d.__class__ is list else (d,))]
-            codes, recv = np.repeat(codes, counts), np.repeat(recv, counts)
-            pkt_codes = np.fromiter(map(index.__getitem__, sources), np.int32, len(sources))
-        else:
-            lines, pkt_codes = datas, codes
-        lens = np.fromiter(map(len, lines), np.int64, len(lines))
         names = list(index)
+        pkt_codes = np.fromiter(map(index.__getitem__, sources), np.int32, len(sources))
+        frames = None
+        try:  # datagrams: one message per packet (a list, from a stream, makes the join refuse)
+            data = b"".join([*datas, _PAD_BYTES])
+            lines, codes = datas, pkt_codes
+        except TypeError:  # stream frames: several messages per packet
+            frames = np.fromiter((len(d) if d.__class__ is list else 1 for d in datas), np.int64, len(datas))
+            lines = [x for d in datas for x in (d if d.__class__ is list else (d,))]
+            codes = np.repeat(pkt_codes, frames)
+            data = b"".join([*lines, _PAD_BYTES])
+        lens = np.fromiter(map(len, lines), np.int64, len(lines))
         n_pk = np.bincount(pkt_codes, minlength=len(names))
         n_rec = np.bincount(codes, minlength=len(names))
         n_by = np.bincount(codes, weights=lens, minlength=len(names))
         for i, src in enumerate(names):
             counters.add(src, packets=int(n_pk[i]), records=int(n_rec[i]), nbytes=int(n_by[i]))
-        return DecodeResult(parse_lines(lines, codes, names, recv, self.options, lens))
+        received = _Received(packets, frames)
+        return DecodeResult(parse_lines(lines, codes, names, received, self.options, lens, data))
+
+
+class _Received:
+    """Receive times per message, read from the packets only when a row needs them.
+
+    RFC 5424 messages carry their own time, so a chunk of them never pays for this column; RFC 3164
+    rows need it for the year, and rows without a usable timestamp fall back to it.
+    """
+
+    def __init__(self, packets: list[Packet], frames: np.ndarray | None = None) -> None:
+        self._packets, self._frames, self._ms = packets, frames, None
+
+    def __call__(self) -> np.ndarray:
+        if self._ms is None:
+            ms = np.fromiter(map(_RECEIVED, self._packets), np.int64, len(self._packets))
+            self._ms = ms if self._frames is None else np.repeat(ms, self._frames)
+        return self._ms
 
 
 _DATA = operator.attrgetter("data")
 _SOURCE = operator.attrgetter("source")
 _RECEIVED = operator.attrgetter("received_ms")
 _WINDOW = 12  # bytes a string view keeps inline (Arrow's BinaryView layout)
+_U32 = np.uint64(32)
 _MONTHS = sorted(((m[0] << 16) | (m[1] << 8) | m[2], i + 1) for i, m in enumerate(
     (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")))  # fmt: skip
 _MONTH_KEYS = np.array([k for k, _ in _MONTHS], np.int64)
@@ -90,9 +112,11 @@ _MONTH_NUM = np.array([m for _, m in _MONTHS], np.int64)
 def _ranges(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     """A string array of ``buf[starts[i]:ends[i]]`` (null where ``valid`` is false).
 
-    Long fields go through Arrow's string-view layout (16-byte views pointing into the buffer, then
-    one C++ cast that copies each value with memcpy); short fields are gathered byte by byte with
-    NumPy, which is cheaper below about 16 bytes.
+    Built in Arrow's string-view layout, then cast to a plain string array by one C++ kernel that
+    copies each value with memcpy. A view is 16 bytes: the length, then up to 12 bytes inline, or a
+    4-byte prefix and the value's offset in the buffer; both come from two unaligned word gathers
+    over ``buf`` (which needs ``PAD`` bytes after its last value), so no per-byte index is built.
+    Bytes after a short value are left as they are in the views: they are only read by the cast.
     """
     n = len(starts)
     lens = np.maximum(ends - starts, 0)
@@ -102,24 +126,28 @@ def _ranges(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, valid: np.nda
     if valid is not None and not valid.all():
         bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
         nulls = int(n - valid.sum())
-    if n and lens.mean() > 16 and len(buf) < 2**31:
-        starts = np.where(lens > 0, starts, 0)
-        views = np.empty((n, 4), np.int32)
-        window = np.lib.stride_tricks.as_strided(buf, (len(buf) - _WINDOW, _WINDOW), (1, 1))
-        views.view(np.uint8)[:, 4:16] = window[starts]  # inline bytes, or the 4-byte prefix
-        views[:, 0] = lens
-        long_ = lens > _WINDOW
-        views[:, 2] = np.where(long_, 0, views[:, 2])  # buffer index 0: the joined input
-        views[:, 3] = np.where(long_, starts, views[:, 3])
-        arr = pa.Array.from_buffers(pa.string_view(), n, [bitmap, pa.py_buffer(views), pa.py_buffer(buf)], nulls)
-        return arr.cast(pa.string())
+    if len(buf) >= 2**31:  # view offsets are 32-bit: a (never seen) 2 GiB chunk takes the byte gather
+        return _ranges_large(buf, starts, lens, bitmap, nulls)
+    starts = np.where(lens > 0, starts, 0).astype(np.uint64)
+    words = np.ndarray((len(buf) - 8,), "<u8", buffer=buf, strides=(1,))  # unaligned: a word at every byte
+    halves = np.ndarray((len(buf) - 4,), "<u4", buffer=buf, strides=(1,))
+    head = words[starts]  # value bytes 0-7
+    views = np.empty((n, 2), np.uint64)
+    views[:, 0] = lens.astype(np.uint64) | (head << _U32)  # length, bytes 0-3 (inline or prefix)
+    inline = (head >> _U32) | (halves[starts + 8].astype(np.uint64) << _U32)  # bytes 4-11
+    views[:, 1] = np.where(lens > _WINDOW, starts << _U32, inline)  # or buffer 0 at offset `start`
+    arr = pa.Array.from_buffers(pa.string_view(), n, [bitmap, pa.py_buffer(views), pa.py_buffer(buf)], nulls)
+    return arr.cast(pa.string())
+
+
+def _ranges_large(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray, bitmap: pa.Buffer | None,
+                  nulls: int) -> pa.Array:  # fmt: skip
+    """:func:`_ranges` for buffers past 32-bit offsets: a per-byte gather into a large string array."""
+    n = len(starts)
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(lens, out=offsets[1:])
     total = int(offsets[-1])
     data = buf[np.repeat(starts - offsets[:-1], lens) + np.arange(total)] if total else np.zeros(0, np.uint8)
-    if total < 2**31:
-        return pa.Array.from_buffers(pa.string(), n, [bitmap, pa.py_buffer(offsets.astype(np.int32)),
-                                                      pa.py_buffer(data)], nulls)  # fmt: skip
     arr = pa.Array.from_buffers(pa.large_string(), n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)], nulls)
     return arr.cast(pa.string())
 
@@ -138,24 +166,56 @@ def _nth_after(positions: np.ndarray, at: np.ndarray, count: int) -> list[np.nda
     return [ext[np.minimum(k + j, len(positions) + j)] for j in range(count)]
 
 
-def parse_lines(lines: list[bytes], src_idx: np.ndarray, sources: list[str], recv_ms: np.ndarray,
-                options: SyslogOptions | None = None,
-                lens: np.ndarray | None = None) -> list[pa.RecordBatch]:  # fmt: skip
-    """Parse syslog messages (one per element of ``lines``) into ``logs`` record batches."""
+def parse_lines(lines: list[bytes], src_idx: np.ndarray, sources: list[str],
+                received: np.ndarray | Callable[[], np.ndarray], options: SyslogOptions | None = None,
+                lens: np.ndarray | None = None, data: bytes | None = None) -> list[pa.RecordBatch]:  # fmt: skip
+    """Parse syslog messages (one per element of ``lines``) into ``logs`` record batches.
+
+    ``received`` holds the receive time (ms) of each line, or computes it when first needed. ``data``,
+    when given, is ``lines`` already joined and followed by ``PAD`` zero bytes. The chunk is parsed
+    in blocks of about ``BLOCK_BYTES``: each block's passes then run in the CPU cache, which makes a
+    large chunk about twice as fast as parsing it in one piece.
+    """
     options = options or SyslogOptions()
-    data = b"".join(lines)
+    if data is None:
+        data = b"".join([*lines, _PAD_BYTES])
     try:  # Arrow's (SIMD) UTF-8 validation of the whole chunk at once
         pa.Array.from_buffers(pa.large_string(), 1, [None, pa.py_buffer(np.array([0, len(data)], np.int64)),
                                                      pa.py_buffer(data)]).validate(full=True)  # fmt: skip
     except pa.ArrowInvalid:  # rare: repair only then, line by line, so slices stay valid UTF-8
         lines = [ln.decode("utf-8", "replace").encode() for ln in lines]
-        data = b"".join(lines)
+        data = b"".join([*lines, _PAD_BYTES])
         lens = None
     if lens is None:
         lens = np.fromiter(map(len, lines), np.int64, len(lines))
+    if isinstance(received, np.ndarray):
+        received = _constant(received)
     ends = np.cumsum(lens)
     starts = ends - lens
-    buf = np.frombuffer(data + _PAD_BYTES, np.uint8)
+    buf = np.frombuffer(data, np.uint8)
+    cuts = np.searchsorted(ends, np.arange(BLOCK_BYTES, int(ends[-1]) if len(ends) else 0, BLOCK_BYTES), "right")
+    out: list[pa.RecordBatch] = []
+    for r0, r1 in zip([0, *cuts], [*cuts, len(lines)], strict=True):
+        if r1 > r0:
+            b0, b1 = int(starts[r0]), int(ends[r1 - 1])
+            rows = slice(r0, r1)
+            out += _parse_block(buf[b0 : b1 + PAD], starts[rows] - b0, ends[rows] - b0, src_idx[rows], sources,
+                                _rows_of(received, r0, r1), options)  # fmt: skip
+    return out
+
+
+def _constant(values: np.ndarray) -> Callable[[], np.ndarray]:
+    return lambda: values
+
+
+def _rows_of(received: Callable[[], np.ndarray], r0: int, r1: int) -> Callable[[], np.ndarray]:
+    return lambda: received()[r0:r1]
+
+
+def _parse_block(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, src_idx: np.ndarray, sources: list[str],
+                 received: Callable[[], np.ndarray], options: SyslogOptions) -> list[pa.RecordBatch]:  # fmt: skip
+    """Parse the messages at ``buf[starts[i]:ends[i]]`` (``buf`` ends with ``PAD`` readable bytes)."""
+    n = len(starts)
     for _ in range(3):  # trailing LF, CR, NUL (rsyslog puts a LF inside octet-counted frames)
         last = buf[np.maximum(ends - 1, 0)]
         ends = ends - ((ends > starts) & ((last == 10) | (last == 13) | (last == 0)))
@@ -164,7 +224,7 @@ def parse_lines(lines: list[bytes], src_idx: np.ndarray, sources: list[str], rec
                   np.where(buf[starts + 3] == GT, starts + 3, np.where(buf[starts + 4] == GT, starts + 4, ends)))
     plen = gt - starts - 1
     ok = (buf[starts] == LT) & (plen >= 1) & (plen <= 3) & (gt < ends)
-    pri = np.zeros(len(lines), np.int64)
+    pri = np.zeros(n, np.int64)
     for j in range(1, 4):
         d = buf[np.minimum(starts + j, len(buf) - 1)].astype(np.int64) - 48
         use = ok & (plen >= j)
@@ -173,8 +233,8 @@ def parse_lines(lines: list[bytes], src_idx: np.ndarray, sources: list[str], rec
     ok &= pri <= 191
     body = np.where(ok, gt + 1, starts)
     is5424 = ok & (buf[body] == ord("1")) & (buf[body + 1] == SP)
-    spaces = np.flatnonzero(buf == SP)
-    ctx = _Ctx(buf, spaces, starts, ends, body, pri, ok, src_idx, sources, recv_ms, options)
+    spaces = np.flatnonzero(buf[: len(buf) - PAD] == SP)  # the padding may hold the next block's bytes
+    ctx = _Ctx(buf, spaces, starts, ends, body, pri, ok, src_idx, sources, received, options)
     out = []
     if is5424.any():
         out.append(ctx.rfc5424(np.flatnonzero(is5424)))
@@ -195,7 +255,7 @@ class _Ctx:
     ok: np.ndarray
     src_idx: np.ndarray
     sources: list[str]
-    recv_ms: np.ndarray
+    received: Callable[[], np.ndarray]
     options: SyslogOptions
 
     def rfc5424(self, rows: np.ndarray) -> pa.RecordBatch:
@@ -207,7 +267,7 @@ class _Ctx:
         first = buf[p]
         nil_sd = good & (first == DASH) & ((p + 1 >= end) | (buf[p + 1] == SP))
         # SD ends at the first "]" that is followed by a space (or the end) and is not escaped
-        rb = np.flatnonzero(buf == RBR)
+        rb = np.flatnonzero(buf[: len(buf) - PAD] == RBR)
         closing = rb[(buf[rb + 1] == SP) & (buf[np.maximum(rb - 1, 0)] != BSL)]
         close = _next(closing, p)
         at_end = buf[np.maximum(end - 1, 0)] == RBR
@@ -228,7 +288,7 @@ class _Ctx:
         sd = _ranges(buf, p, np.where(has_sd, sd_end, p), has_sd)
         return self._batch(
             rows, good, ts,
-            host=_ranges(buf, *fields[1], nil[1]), app=_ranges(buf, *fields[2], nil[2]),
+            host=_ranges(buf, *fields[1], nil[1] & (fields[1][1] > fields[1][0])), app=_ranges(buf, *fields[2], nil[2]),
             procid=_ranges(buf, *fields[3], nil[3]), msgid=_ranges(buf, *fields[4], nil[4]),
             msg=_ranges(buf, np.where(good, msg_start, self.starts[rows]), end), sd=sd,
         )  # fmt: skip
@@ -255,7 +315,7 @@ class _Ctx:
         a = np.where(has_host, t1 + 1, h)
         b = np.minimum(_next(self.spaces, a), end)
         has_tag = has_ts & (buf[np.maximum(b - 1, 0)] == COLON) & (b > a + 1)
-        lb = _next(np.flatnonzero(buf == LBR), a)
+        lb = _next(np.flatnonzero(buf[: len(buf) - PAD] == LBR), a)
         with_pid = has_tag & (lb < b) & (buf[np.maximum(b - 2, 0)] == RBR)
         app_end = np.where(with_pid, lb, b - 1)
         msg_start = np.where(has_tag, np.minimum(b + 1, end), np.where(has_ts, h, r))
@@ -270,7 +330,7 @@ class _Ctx:
             ts = pc.coalesce(ts, iso)
         return self._batch(
             rows, ok, ts,
-            host=_ranges(buf, h, t1, has_host), app=_ranges(buf, a, app_end, has_tag),
+            host=_ranges(buf, h, t1, has_host & (t1 > h)), app=_ranges(buf, a, app_end, has_tag),
             procid=_ranges(buf, lb + 1, b - 2, with_pid), msgid=pa.nulls(len(rows), pa.string()),
             msg=_ranges(buf, msg_start, end), sd=pa.nulls(len(rows), pa.string()),
         )  # fmt: skip
@@ -287,7 +347,7 @@ class _Ctx:
         secs = ((c[7] - 48) * 10 + c[8] - 48) * 3600 + ((c[10] - 48) * 10 + c[11] - 48) * 60
         secs += (c[13] - 48) * 10 + c[14] - 48
         ok = valid & (_MONTH_KEYS[k] == key) & (day >= 1) & (day <= 31) & (secs < 86400 + 1)
-        recv = self.recv_ms[rows]
+        recv = self.received()[rows]
         year = recv.astype("datetime64[ms]").astype("datetime64[Y]").astype(np.int64)  # years since 1970
 
         def at(y: np.ndarray) -> np.ndarray:
@@ -304,16 +364,15 @@ class _Ctx:
         pri = np.where(self.ok[rows], self.pri[rows], 13)  # no PRI: user.notice (RFC 3164 §4.3.3)
         src_names = pa.array(self.sources, pa.string())
         source_ip = src_names.take(pa.array(self.src_idx[rows]))
-        recv = pa.array(self.recv_ms[rows], pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
         message = f["msg"]
-        host = pc.if_else(pc.greater(pc.utf8_length(pc.fill_null(f["host"], "")), 0), f["host"], source_ip)
+        # an empty or absent HOSTNAME (null here) falls back to the sender's address
+        host = f["host"] if f["host"].null_count == 0 else pc.coalesce(f["host"], source_ip)
         sd = f["sd"]
         trace = pa.nulls(n, pa.string())
-        if sd.null_count < n and pc.any(pc.match_substring(sd, "trace", ignore_case=True)).as_py():
-            # the regex runs only when some structured data mentions a trace id at all
-            trace = pc.extract_regex(pc.fill_null(sd, ""), r'(?i)trace_?id="(?P<t>[^"]*)"').field("t")
+        if sd.null_count < n and _mentions_trace(sd):  # the regex runs only when some SD may hold one
+            trace = pc.struct_field(pc.extract_regex(pc.fill_null(sd, ""), r'(?i)trace_?id="(?P<t>[^"]*)"'), "t")
         cols = {
-            "timestamp": pc.coalesce(ts, recv),
+            "timestamp": ts if ts.null_count == 0 else pc.coalesce(ts, self._received_ts(rows)),
             "device": host,
             "source_ip": source_ip,
             "facility": pa.array((pri >> 3).astype(np.uint8)),
@@ -327,6 +386,21 @@ class _Ctx:
             "parse_error": pa.array(~good),
         }
         return pa.RecordBatch.from_arrays([cols[fl.name].cast(fl.type) for fl in SCHEMA], schema=SCHEMA)
+
+
+    def _received_ts(self, rows: np.ndarray) -> pa.Array:
+        return pa.array(self.received()[rows], pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+
+
+def _mentions_trace(values: pa.StringArray) -> bool:
+    """Whether any value may contain "trace" in any letter case (a cheap superset test).
+
+    OR-ing 0x20 into every byte lower-cases ASCII letters (and changes no byte into a letter of
+    "trace" that was not one), then ``bytes.find`` scans the values' data buffer at memchr speed.
+    """
+    offsets = np.frombuffer(values.buffers()[1], np.int32, len(values) + 1, values.offset * 4)
+    data = np.frombuffer(values.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
+    return (data | 0x20).tobytes().find(b"trace") >= 0
 
 
 def _timestamps_slow(text: pa.Array) -> pa.Array:

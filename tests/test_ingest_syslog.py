@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from ingest_helpers import (
     RSYSLOG_JSON_TEMPLATE,
     CollectorThread,
@@ -29,6 +31,7 @@ from ingest_helpers import (
 )
 
 from ingest.core import Counters, Packet
+from ingest import syslog
 from ingest.syslog import SyslogDecoder, SyslogFramer
 from streams.catalog import CATALOG
 
@@ -164,6 +167,14 @@ def test_structured_data_and_trace_id() -> None:
     assert rows[0]["trace_id"] == "abc123" and rows[0]["structured_data"] == '[ex@32473 a="b" trace_id="abc123"]'
     assert rows[1]["structured_data"] == '[x@1 v="a\\] b"][y@2]' and rows[1]["message"] == "BOM text"
     assert rows[1]["timestamp"] == dt.datetime(2026, 12, 3, 10, 0, 0, 500000, tzinfo=dt.UTC)
+    assert rows[1]["trace_id"] is None  # no trace id in its SD: null, even though another row has one
+
+
+def test_trace_id_is_found_in_any_letter_case() -> None:
+    lines = [b'<14>1 2026-12-03T12:00:00Z h a - - [x@1 TraceID="T-1"] m', b'<14>1 2026-12-03T12:00:00Z h a - - - m',
+             b'<14>1 2026-12-03T12:00:00Z h a - - [x@1 tRaCe_Id="t-2" n="TRACE"] m']  # fmt: skip
+    out = SyslogDecoder().decode([Packet(x, "192.0.2.1", 514, 0) for x in lines], Counters())
+    assert pa.Table.from_batches(out.batches).column("trace_id").to_pylist() == ["T-1", None, "t-2"]
 
 
 def test_malformed_lines_are_kept_and_flagged() -> None:
@@ -278,3 +289,39 @@ def test_cli_tls_listener_health_and_sigterm_flush(tmp_path: Path) -> None:
             proc.kill()
     rows = pq.read_table(out).to_pylist()
     assert [(r["device"], r["message"]) for r in rows] == [("tlshost", "over tls"), ("127.0.0.1", "lf framed too")]
+
+
+LINE = st.one_of(
+    st.builds(lambda p, h, a, sd, m: f"<{p}>1 2026-12-03T12:41:07.5Z {h} {a} 42 ID7 {sd} {m}".encode(),
+              st.integers(0, 191), st.sampled_from(["host1", "-", "edge-rtr"]), st.sampled_from(["sshd", "-"]),
+              st.sampled_from(["-", '[x@1 a="b"]', '[x@1 traceId="t1"][y@2 a="\\]"]']), st.text(max_size=40)),
+    st.builds(lambda p, d, m: f"<{p}>Dec {d:2d} 12:41:07 host2 app[7]: {m}".encode(),
+              st.integers(0, 191), st.integers(1, 28), st.text(max_size=40)),
+    st.binary(max_size=80),
+)  # fmt: skip
+
+
+def _sorted_rows(batches: list[pa.RecordBatch]) -> list[tuple]:
+    return sorted((tuple(map(repr, r.values())) for b in batches for r in b.to_pylist()))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(LINE, min_size=1, max_size=40), st.integers(1, 600), st.booleans())
+def test_blocks_parse_like_one_piece(lines: list[bytes], block: int, framed: bool) -> None:
+    """A chunk cut into many small parse blocks decodes to the same rows and counts as one block."""
+    if framed:  # stream transport: packets carry lists of frames
+        packets = [Packet(lines[i : i + 3], f"192.0.2.{i % 3}", 514, 1_700_000_000_000 + i, "tcp")
+                   for i in range(0, len(lines), 3)]  # fmt: skip
+    else:
+        packets = [Packet(x, f"192.0.2.{i % 3}", 514, 1_700_000_000_000 + i) for i, x in enumerate(lines)]
+    whole_c, cut_c = Counters(), Counters()
+    whole = SyslogDecoder().decode(packets, whole_c).batches
+    saved = syslog.BLOCK_BYTES
+    syslog.BLOCK_BYTES = block
+    try:
+        cut = SyslogDecoder().decode(packets, cut_c).batches
+    finally:
+        syslog.BLOCK_BYTES = saved
+    assert sum(b.num_rows for b in whole) == len(lines)
+    assert _sorted_rows(cut) == _sorted_rows(whole)
+    assert cut_c.snapshot() == whole_c.snapshot()
