@@ -102,7 +102,6 @@ _DATA = operator.attrgetter("data")
 _SOURCE = operator.attrgetter("source")
 _RECEIVED = operator.attrgetter("received_ms")
 _WINDOW = 12  # bytes a string view keeps inline (Arrow's BinaryView layout)
-_U32 = np.uint64(32)
 _MONTHS = sorted(((m[0] << 16) | (m[1] << 8) | m[2], i + 1) for i, m in enumerate(
     (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")))  # fmt: skip
 _MONTH_KEYS = np.array([k for k, _ in _MONTHS], np.int64)
@@ -119,23 +118,25 @@ def _ranges(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, valid: np.nda
     Bytes after a short value are left as they are in the views: they are only read by the cast.
     """
     n = len(starts)
-    lens = np.maximum(ends - starts, 0)
+    lens = ends - starts
     if valid is not None:
         lens = np.where(valid, lens, 0)
+    np.maximum(lens, 0, out=lens)
     bitmap, nulls = None, 0
     if valid is not None and not valid.all():
         bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
         nulls = int(n - valid.sum())
     if len(buf) >= 2**31:  # view offsets are 32-bit: a (never seen) 2 GiB chunk takes the byte gather
         return _ranges_large(buf, starts, lens, bitmap, nulls)
-    starts = np.where(lens > 0, starts, 0).astype(np.uint64)
-    words = np.ndarray((len(buf) - 8,), "<u8", buffer=buf, strides=(1,))  # unaligned: a word at every byte
-    halves = np.ndarray((len(buf) - 4,), "<u4", buffer=buf, strides=(1,))
-    head = words[starts]  # value bytes 0-7
-    views = np.empty((n, 2), np.uint64)
-    views[:, 0] = lens.astype(np.uint64) | (head << _U32)  # length, bytes 0-3 (inline or prefix)
-    inline = (head >> _U32) | (halves[starts + 8].astype(np.uint64) << _U32)  # bytes 4-11
-    views[:, 1] = np.where(lens > _WINDOW, starts << _U32, inline)  # or buffer 0 at offset `start`
+    starts = np.minimum(starts, len(buf) - PAD)  # rows without a value may carry a sentinel start
+    views = np.empty((n, 4), np.int32)  # length, bytes 0-3, bytes 4-11 (or buffer index 0, offset)
+    views[:, 0] = lens
+    views[:, 1] = np.ndarray((len(buf) - 4,), "<i4", buffer=buf, strides=(1,))[starts]  # unaligned: a word
+    tail = views.view(np.int64)[:, 1]  # at every byte
+    tail[:] = np.ndarray((len(buf) - 8,), "<i8", buffer=buf, strides=(1,))[starts + 4]
+    long_ = lens > _WINDOW
+    if long_.any():
+        tail[long_] = starts[long_] << 32
     arr = pa.Array.from_buffers(pa.string_view(), n, [bitmap, pa.py_buffer(views), pa.py_buffer(buf)], nulls)
     return arr.cast(pa.string())
 
