@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingest import strings
 from ingest.collector import BufferedFramer, FramingError
 from ingest.core import Counters, DecodeResult, Packet
 from streams.catalog import CATALOG
@@ -101,7 +102,6 @@ class _Received:
 _DATA = operator.attrgetter("data")
 _SOURCE = operator.attrgetter("source")
 _RECEIVED = operator.attrgetter("received_ms")
-_WINDOW = 12  # bytes a string view keeps inline (Arrow's BinaryView layout)
 _MONTHS = sorted(((m[0] << 16) | (m[1] << 8) | m[2], i + 1) for i, m in enumerate(
     (b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec")))  # fmt: skip
 _MONTH_KEYS = np.array([k for k, _ in _MONTHS], np.int64)
@@ -111,11 +111,7 @@ _MONTH_NUM = np.array([m for _, m in _MONTHS], np.int64)
 def _ranges(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     """A string array of ``buf[starts[i]:ends[i]]`` (null where ``valid`` is false).
 
-    Built in Arrow's string-view layout, then cast to a plain string array by one C++ kernel that
-    copies each value with memcpy. A view is 16 bytes: the length, then up to 12 bytes inline, or a
-    4-byte prefix and the value's offset in the buffer; both come from two unaligned word gathers
-    over ``buf`` (which needs ``PAD`` bytes after its last value), so no per-byte index is built.
-    Bytes after a short value are left as they are in the views: they are only read by the cast.
+    Built through Arrow's string-view layout (:mod:`ingest.strings`); ``buf`` ends with ``PAD`` bytes.
     """
     n = len(starts)
     lens = ends - starts
@@ -129,16 +125,7 @@ def _ranges(buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, valid: np.nda
     if len(buf) >= 2**31:  # view offsets are 32-bit: a (never seen) 2 GiB chunk takes the byte gather
         return _ranges_large(buf, starts, lens, bitmap, nulls)
     starts = np.minimum(starts, len(buf) - PAD)  # rows without a value may carry a sentinel start
-    views = np.empty((n, 4), np.int32)  # length, bytes 0-3, bytes 4-11 (or buffer index 0, offset)
-    views[:, 0] = lens
-    views[:, 1] = np.ndarray((len(buf) - 4,), "<i4", buffer=buf, strides=(1,))[starts]  # unaligned: a word
-    tail = views.view(np.int64)[:, 1]  # at every byte
-    tail[:] = np.ndarray((len(buf) - 8,), "<i8", buffer=buf, strides=(1,))[starts + 4]
-    long_ = lens > _WINDOW
-    if long_.any():
-        tail[long_] = starts[long_] << 32
-    arr = pa.Array.from_buffers(pa.string_view(), n, [bitmap, pa.py_buffer(views), pa.py_buffer(buf)], nulls)
-    return arr.cast(pa.string())
+    return strings.from_views(strings.views(buf, starts, lens), buf, bitmap, nulls)
 
 
 def _ranges_large(buf: np.ndarray, starts: np.ndarray, lens: np.ndarray, bitmap: pa.Buffer | None,

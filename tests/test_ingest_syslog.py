@@ -30,8 +30,8 @@ from ingest_helpers import (
     wait_for,
 )
 
-from ingest.core import Counters, Packet
 from ingest import syslog
+from ingest.core import Counters, Packet
 from ingest.syslog import SyslogDecoder, SyslogFramer
 from streams.catalog import CATALOG
 
@@ -302,7 +302,7 @@ LINE = st.one_of(
 
 
 def _sorted_rows(batches: list[pa.RecordBatch]) -> list[tuple]:
-    return sorted((tuple(map(repr, r.values())) for b in batches for r in b.to_pylist()))
+    return sorted(tuple(map(repr, r.values())) for b in batches for r in b.to_pylist())
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
