@@ -601,7 +601,8 @@ class _Bulk:
         set_id, set_len = u16(off + head), u16(off + head + 2)
         one_set = (lens >= 24) & ((version == 9) | ipfix) & (set_len == lens - head) & (set_id >= 256)
         one_set &= ~ipfix | (u16(off + 2) == lens)  # IPFIX: the message length is the datagram's
-        domain = u32(off + np.where(ipfix, 12, 16))
+        self.version = version
+        self.domain = domain = u32(off + np.where(ipfix, 12, 16))
         self.export_ms = u32(off + np.where(ipfix, 4, 8)) * 1000
         self.uptime = np.where(ipfix, -1, u32(off + 4))
         self.mask = np.zeros(len(datas), bool)
@@ -641,10 +642,9 @@ class _Bulk:
             # a domain was created, so one may have been forgotten to make room
             self.domain_count = len(domains)
             suspects = [j for j, r in enumerate(self.routes) if r is not None and r.live]
-        else:
-            j = self.route_of[i]
-            r = self.routes[j] if j >= 0 else None
-            suspects = self.by_domain.get(r.key, []) if r is not None else self._domain_routes(i)
+        else:  # only a v9/IPFIX datagram of the same exporter domain can change a route's state
+            key = (self.names[self.codes[i]], int(self.version[i]), int(self.domain[i]))
+            suspects = self.by_domain.get(key, [])
         dead = []
         for j in suspects:
             r = self.routes[j]
@@ -659,21 +659,6 @@ class _Bulk:
         later = later[later > i]
         self.mask[later] = False
         return later
-
-    def _domain_routes(self, i: int) -> list[int]:
-        """Routes of the domain a walked datagram (not a one-set datagram of a known route) belongs to."""
-        return [j for j, r in enumerate(self.routes) if r is not None and r.live and r.dom is not None
-                and self._same_domain(i, r)]  # fmt: skip
-
-    def _same_domain(self, i: int, r: _Route) -> bool:
-        if self.names[self.codes[i]] != r.key[0]:
-            return False
-        buf, off = self.buf, int(self.off[i])
-        version = (int(buf[off]) << 8) | int(buf[off + 1])
-        if version != r.key[1]:
-            return False
-        at = off + (12 if version == 10 else 16)
-        return int.from_bytes(buf[at : at + 4].tobytes(), "big") == r.key[2]
 
     def emit(self, groups: dict[Template, _Group]) -> None:
         """Cut the records of every bulk datagram, one gather per route, into the decode groups."""
