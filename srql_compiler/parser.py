@@ -8,8 +8,9 @@ from datetime import timedelta
 from functools import cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
+from lark.parsers.lalr_analysis import Shift
 
 from srql_compiler import ast
 from srql_compiler.errors import SRQLError, did_you_mean
@@ -83,6 +84,161 @@ def _lark() -> Lark:
                 transformer=_ToAst(), cache=True)
 
 
+class _FastLALR:
+    """A lean driver for lark's own LALR(1) tables, contextual lexer scanners and our transformer.
+
+    Why not ``Lark.parse``: on a ~30-token query lark's general machinery (a generator lexer with line
+    counting, a ``ParserState`` object, and a chain of four wrapper objects per reduction — child filter,
+    single-child expansion, position propagation, visit wrapper) cost more than half a millisecond, about
+    a third of a whole compile. This loop runs the same tables, the same per-state scanners (with lark's
+    keyword callbacks) and the same child filtering (anonymous tokens dropped, ``_rule`` helpers spliced
+    in, ``?rule`` with one child inlined), so it accepts exactly the same language and builds the same
+    tree. It handles only success: on any fault it returns ``None`` and :func:`parse` re-runs lark, which
+    raises the error (and its expected-token list) exactly as before.
+    """
+
+    def __init__(self, lark: Lark) -> None:
+        frontend = lark.parser
+        table = frontend.parser.parser.parse_table
+        self._lexer = frontend.lexer  # ContextualLexer: one BasicLexer per parser state
+        self._start = table.start_states["start"]
+        self._end = table.end_states["start"]
+        transformer = _ToAst()
+        reductions: dict = {}
+        # state → {symbol: new state (shift / goto) or a reduction tuple}
+        self._states: dict[int, dict[str, object]] = {}
+        for state, actions in table.states.items():
+            row: dict[str, object] = {}
+            for sym, (action, arg) in actions.items():
+                if action is Shift:
+                    row[sym] = arg
+                else:
+                    if arg not in reductions:
+                        reductions[arg] = self._reduction(arg, transformer)
+                    row[sym] = reductions[arg]
+            self._states[state] = row
+        self._scanners: dict[int, tuple] = {}
+        self._units: dict[tuple[int, int, str], int] = {}
+
+    @staticmethod
+    def _reduction(rule, transformer: _ToAst) -> tuple:
+        """(size, rule name, kept child indices with splice flags or None for all, inline one child, callback)."""
+        keep = [(i, not sym.is_term and sym.name.startswith("_")) for i, sym in enumerate(rule.expansion)
+                if rule.options.keep_all_tokens or not (sym.is_term and sym.filter_out)]
+        include = None if len(keep) == len(rule.expansion) and not any(x for _, x in keep) else tuple(keep)
+        name = rule.alias or rule.options.template_source or rule.origin.name
+        method = getattr(transformer, name, None)
+        if method is not None:
+            method = getattr(method, "base_func", method)  # skip lark's v_args wrapper: called as f(meta, children)
+        expand1 = bool(rule.options.expand1 and not rule.alias)
+        if expand1 and include is None and len(rule.expansion) == 1:
+            return rule.origin.name  # `?rule: child`: the child is the value; only the state changes
+        return (len(rule.expansion), rule.origin.name, include, expand1, method, name)
+
+    def _scanner(self, state: int) -> tuple:
+        lexer = self._lexer.lexers[state]
+        scanner = lexer.scanner  # builds lark's scanner (and its keyword callbacks) on first use
+        out = (tuple(scanner._mres), lexer.callback, lexer.ignore_types)
+        self._scanners[state] = out
+        return out
+
+    def parse(self, text: str):
+        states = self._states
+        scanners = self._scanners
+        units = self._units
+        new_token = Token._future_new  # Token() only adds a deprecated-keyword check
+        state_stack = [self._start]
+        value_stack: list = []
+        pos, end = 0, len(text)
+        while True:
+            # ---- next token, with the scanner of the current state (lark's contextual lexer)
+            state = state_stack[-1]
+            if pos < end:
+                mres, callbacks, ignore = scanners.get(state) or self._scanner(state)
+                m = None
+                for mre in mres:
+                    m = mre.match(text, pos)
+                    if m:
+                        break
+                if m is None:
+                    return None
+                value, ttype = m.group(0), m.lastgroup
+                start, pos = pos, m.end()
+                if ttype in ignore:
+                    continue
+                tok = new_token(ttype, value, start, None, None, None, None, pos)
+                if ttype in callbacks:
+                    tok = callbacks[ttype](tok)
+                    ttype = tok.type
+            else:
+                tok, ttype = None, "$END"
+            # ---- reduce as often as needed, then shift (lark's ParserState.feed_token)
+            while True:
+                action = states[state_stack[-1]].get(ttype)
+                if action is None:
+                    return None
+                if type(action) is int:
+                    if tok is None:
+                        return None
+                    state_stack.append(action)
+                    value_stack.append(tok)
+                    break
+                if type(action) is str:
+                    # A run of `?rule: child` reductions (an operand climbing atom → unary → ... → expr) keeps
+                    # the value and the state below; where it ends depends only on (state below, top state,
+                    # lookahead), so each run is followed once and remembered.
+                    below, top = state_stack[-2], state_stack[-1]
+                    key = (below, top, ttype)
+                    landed = units.get(key)
+                    if landed is None:
+                        step = action
+                        while type(step) is str:
+                            landed = states[below][step]
+                            step = states[landed].get(ttype)  # type: ignore[index]
+                        units[key] = landed  # type: ignore[assignment]
+                    state_stack[-1] = landed
+                    continue
+                size, origin, include, expand1, method, name = action  # type: ignore[misc]
+                if size:
+                    children = value_stack[-size:]
+                    del value_stack[-size:]
+                else:
+                    children = []
+                if include is not None:
+                    kept: list = []
+                    for i, splice in include:
+                        if splice:
+                            kept += children[i].children
+                        else:
+                            kept.append(children[i])
+                    children = kept
+                if expand1 and len(children) == 1:
+                    value = children[0]
+                elif method is not None:
+                    value = method(_Meta(children), children)
+                else:
+                    value = Tree(name, children)
+                if size:
+                    del state_stack[-size:]
+                state_stack.append(states[state_stack[-1]][origin])  # type: ignore[arg-type]
+                value_stack.append(value)
+                if tok is None and state_stack[-1] == self._end:
+                    return value
+
+
+@cache
+def _fast() -> _FastLALR:
+    return _FastLALR(_lark())
+
+
+def _fast_parse(query: str) -> ast.Statement | None:
+    """The statement, or None when the query has any fault (lark's parser then reports it)."""
+    try:
+        return _fast().parse(query)
+    except Exception:  # a fault found by a transformer method (or a bug here): let lark parse and report
+        return None
+
+
 def parse(query: str) -> ast.Statement:
     """Parse SRQL text into an unbound statement. Raises :class:`SRQLError` on any malformed input."""
     if not isinstance(query, str):
@@ -90,7 +246,9 @@ def parse(query: str) -> ast.Statement:
     if not query.strip():
         raise SRQLError("empty query: expected SHOW, FIND, COUNT or STREAM", query)
     try:
-        stmt = _lark().parse(query)
+        stmt = _fast_parse(query)
+        if stmt is None:  # a fault: lark's own parser reports it
+            stmt = _lark().parse(query)
     except UnexpectedInput as err:
         raise _syntax_error(query, err) from None
     except (_Located, VisitError) as err:
@@ -163,10 +321,22 @@ class _Meta:
 
     def __init__(self, children: list) -> None:
         # Children come in source order: the first and last ones that have a position bound the rule.
-        first = next((s for s in map(_child_span, children) if s is not None), None)
-        last = next((s for s in map(_child_span, reversed(children)) if s is not None), None)
-        self.start_pos = first[0] if first else 0
-        self.end_pos = last[1] if last else 0
+        self.start_pos, self.end_pos = _bounds(children) or (0, 0)
+
+
+def _bounds(items: list | tuple) -> ast.Span | None:
+    """(start of the first item that has a position, end of the last one), or None."""
+    for item in items:
+        first = _child_span(item)
+        if first is not None:
+            break
+    else:
+        return None
+    for item in reversed(items):
+        last = _child_span(item)
+        if last is not None:
+            return (first[0], last[1])
+    return None  # unreachable: the forward scan found one
 
 
 def _child_span(c: object) -> ast.Span | None:
@@ -175,8 +345,7 @@ def _child_span(c: object) -> ast.Span | None:
     if isinstance(c, ast.Node):
         return c.span
     if isinstance(c, tuple | list):
-        spans = [s for s in map(_child_span, c) if s is not None]
-        return (spans[0][0], spans[-1][1]) if spans else None
+        return _bounds(c)
     return None
 
 
