@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.helper import name_sequence
 
 from srql_compiler import emit
 from srql_compiler import plan as P
@@ -79,10 +82,33 @@ def compile(
     if plan.statement == "stream" and target != "proton":
         warnings.append(f"STREAM compiled for {target}: it runs once over stored data, not continuously")
     dialect = emitter.dialect
-    statements = [tree.sql(dialect=dialect, pretty=pretty, copy=False)]
+    statements = [_generate(tree, dialect, pretty)]
     if mv or into:
         statements = _materialized_view(plan, tree, target, mv, into, sink, sink_address, dialect, pretty)
     return Compiled(";\n".join(statements), target, plan, tree, statements, warnings)
+
+
+_GENERATORS = threading.local()
+
+
+def _generate(tree: exp.Expression, dialect: str, pretty: bool) -> str:
+    """``tree.sql(dialect=dialect, pretty=pretty, copy=False)`` with one sqlglot Generator per thread and dialect.
+
+    ``Expression.sql`` builds a Dialect and a Generator on every call (about a tenth of a compile). A
+    Generator keeps no state from one ``generate`` to the next except its ``_t`` name sequence (reset here)
+    and its list of unsupported-feature messages (reset by ``generate``).
+    """
+    generators = getattr(_GENERATORS, "by_dialect", None)
+    if generators is None:
+        generators = _GENERATORS.by_dialect = {}
+    gen = generators.get((dialect, pretty))
+    if gen is None:
+        gen = generators[(dialect, pretty)] = Dialect.get_or_raise(dialect).generator(pretty=pretty)
+    gen._next_name = name_sequence("_t")
+    try:
+        return gen.generate(tree, copy=False)
+    except RecursionError:  # too deep: the dialect's own entry point reports it as before
+        return tree.sql(dialect=dialect, pretty=pretty, copy=False)
 
 
 def _emitter(plan: P.Plan, target: str, proton_version: str, archive: str | None) -> emit.SQLEmitter:

@@ -501,7 +501,10 @@ class ProtonEmitter(ClickHouseLikeEmitter):
             on.append(self.fn("date_diff_within", within,
                               self.event_time(self.plan.source.alias, self.plan.source.event_time),
                               self.event_time(j.right.alias, j.right.event_time)))
-            return sel.join(right.as_(j.right.alias, copy=False), on=_and(on), join_type="INNER", copy=False)
+            # Select.join(join_type="INNER") parses "FROM _ INNER JOIN _" with sqlglot to find the join kind;
+            # the node it builds is this one.
+            return sel.join(exp.Join(this=right.as_(j.right.alias, copy=False), kind="INNER", on=_and(on)),
+                            copy=False)
         # Inventory lookup: the versioned_kv stream keeps the latest row per key; LATEST JOIN uses only it.
         target = right if self.streaming else pd.table(right)
         joined = exp.Join(this=exp.alias_(target, j.right.alias, copy=False) if not isinstance(target, exp.Table)
