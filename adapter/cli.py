@@ -83,6 +83,9 @@ def health(cfg) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from adapter.lean import edge_process
+
+    edge_process()  # before the first Arrow allocation: no pandas, buffers given back to the kernel
     overrides = {"server.listen": args.listen, "nats.url": args.nats, "tenant": args.tenant, "nats.creds": args.creds,
                  "server.tls_cert": args.tls_cert, "server.tls_key": args.tls_key, "server.tls_ca": args.tls_ca,
                  "health.status_file": args.status_file}  # fmt: skip

@@ -7,7 +7,7 @@ listen = "127.0.0.1:8080"
 packet_timeout = 30.0                # s to finish a packet once it began
 idle_timeout = 3600.0                # s between packets (a materialized view may idle long)
 max_connections = 64
-max_block_mb = 256                   # largest block (uncompressed) a client may send
+max_block_mb = 64                    # largest block (uncompressed) a client may send; bounds memory
 streams = []                         # allowed catalog streams; empty = all
 users = {}                           # user = "password"; empty = any non-empty user
 tls_cert = "" ; tls_key = "" ; tls_ca = ""   # TLS on the Proton port (client certs verified if tls_ca)
@@ -19,7 +19,7 @@ tls_cert = "" ; tls_key = "" ; tls_ca = ""
 stream = ""                          # edge stream; default SR_<TENANT>, created if missing
 stream_max_mb = 1024
 duplicate_window = 600.0             # s; retried INSERTs within it are dropped by JetStream
-max_inflight = 64                    # chunks awaiting JetStream acks (backpressure beyond)
+max_inflight = 16                    # chunks (<= max_payload each) awaiting JetStream acks
 publish_timeout = 10.0
 [health]
 status_file = ""                     # JSON stats written every second (the health command reads it)
@@ -45,7 +45,7 @@ class ServerConfig:
     packet_timeout: float = 30.0
     idle_timeout: float = 3600.0
     max_connections: int = 64
-    max_block_mb: int = 256
+    max_block_mb: int = 64
     streams: list[str] = field(default_factory=list)
     users: dict[str, str] = field(default_factory=dict)
     tls_cert: str = ""
@@ -66,7 +66,7 @@ class NatsConfig:
     stream: str = ""
     stream_max_mb: int = 512
     duplicate_window: float = 600.0
-    max_inflight: int = 64
+    max_inflight: int = 16
     publish_timeout: float = 10.0
 
 

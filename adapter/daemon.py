@@ -51,6 +51,7 @@ def server_options(cfg: AdapterConfig) -> ServerOptions:
     return ServerOptions(
         limits=Limits(max_block_bytes=s.max_block_mb << 20), packet_timeout=s.packet_timeout,
         idle_timeout=s.idle_timeout, max_connections=s.max_connections, users=dict(s.users), streams=list(s.streams),
+        release_memory=True,
     )  # fmt: skip
 
 

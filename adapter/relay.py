@@ -44,7 +44,7 @@ def ipc_bytes(batch: pa.RecordBatch) -> bytes:
     return sink.getvalue()
 
 
-def block_key(stream: str, raw_block: bytes | memoryview, token: str | None, block_index: int) -> str:
+def block_key(stream: str, raw_block: bytes | bytearray | memoryview, token: str | None, block_index: int) -> str:
     """The identity of a block, stable across client retries."""
     h = hashlib.blake2b(digest_size=16)
     h.update(stream.encode() + b"\0")
@@ -104,7 +104,7 @@ class Insert:
 class Relay:
     """Publishes blocks as queued ``proton.publish`` calls; bounded by ``max_inflight`` chunks."""
 
-    def __init__(self, js, tenant: str, *, max_payload: int, max_inflight: int = 64, timeout: float = 10.0) -> None:
+    def __init__(self, js, tenant: str, *, max_payload: int, max_inflight: int = 16, timeout: float = 10.0) -> None:
         self.client = QueuedClient(js, tenant, timeout=timeout)
         self.js = js
         self.tenant = tenant
@@ -118,7 +118,7 @@ class Relay:
             self.js, name, [f"serviceradar.{self.tenant}.>"], max_bytes=max_bytes, duplicate_window=duplicate_window
         )
 
-    async def add_block(self, ins: Insert, batch: pa.RecordBatch, raw_block: bytes | memoryview) -> None:
+    async def add_block(self, ins: Insert, batch: pa.RecordBatch, raw_block: bytes | bytearray | memoryview) -> None:
         """Queue the publishes of one block; waits (backpressure) while too many chunks are in flight."""
         key = block_key(ins.stream, raw_block, ins.token, ins.blocks)
         ins.blocks += 1

@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from adapter import native as nv
 from adapter.compression import METHOD_LZ4, compress_frame, decompress_frame, frame_size
+from adapter.lean import release_memory
 from adapter.native import NeedMore, ProtocolError
 from adapter.relay import Insert, Relay, RelayError
 from adapter.schema import DESCRIBE_COLUMNS, describe_rows, find_stream, proton_columns, show_create, to_catalog
@@ -51,6 +52,7 @@ class ServerOptions:
     users: dict[str, str] = field(default_factory=dict)  # empty: any non-empty user name
     streams: list[str] = field(default_factory=list)  # empty: every catalog stream
     timezone: str = "UTC"
+    release_memory: bool = False  # give freed heap back to the kernel after each INSERT (the daemon sets it)
 
 
 @dataclass
@@ -307,7 +309,7 @@ class NativeServer:
         payload = compress_frame(block, METHOD_LZ4) if query.compression else block
         writer.write(nv.varuint(nv.S_DATA) + nv.string("") + payload)
 
-    async def _read_data(self, conn: Conn, compressed: bool) -> tuple[pa.RecordBatch | None, bytes]:
+    async def _read_data(self, conn: Conn, compressed: bool) -> tuple[pa.RecordBatch | None, bytes | bytearray]:
         """The next Data packet's block; (None, b"") for the empty end-of-data block."""
         conn.compact()  # between packets: a long INSERT must not grow the buffer
         # waiting for the next block is idle time: a materialized view's INSERT may pause for long
@@ -320,10 +322,11 @@ class NativeServer:
         start = conn.pos
         reader = nv.BlockReader(self.opts.limits)
         batch, _cols = await conn.parse(lambda b, p: _block(reader, b, p))
-        raw = bytes(conn.buf[start : conn.pos])
+        with memoryview(conn.buf) as view:  # one copy (a bytearray slice and bytes() would make two)
+            raw = bytes(view[start : conn.pos])
         return (None, b"") if batch.num_columns == 0 and batch.num_rows == 0 else (batch, raw)
 
-    async def _read_compressed_block(self, conn: Conn) -> tuple[pa.RecordBatch | None, bytes]:
+    async def _read_compressed_block(self, conn: Conn) -> tuple[pa.RecordBatch | None, bytes | bytearray]:
         """Frames until the block inside them parses (frames never cross packets)."""
         data = bytearray()
         limit = self.opts.limits.max_block_bytes
@@ -340,7 +343,7 @@ class NativeServer:
                 continue
             if end != len(data):
                 raise ProtocolError(nv.INCORRECT_DATA, "compressed frames hold bytes after the block")
-            return (None, b"") if batch.num_columns == 0 and batch.num_rows == 0 else (batch, bytes(data))
+            return (None, b"") if batch.num_columns == 0 and batch.num_rows == 0 else (batch, data)
 
     async def _insert(self, conn: Conn, writer: asyncio.StreamWriter, query: Query, m: re.Match) -> None:
         stream, columns, rest = m.group(2), m.group(3), m.group(5).strip()
@@ -370,6 +373,9 @@ class NativeServer:
                     continue  # keep reading to the end-of-data block, then answer the error
                 try:
                     await self.relay.add_block(ins, to_catalog(ent, batch), raw)
+                    del batch, raw
+                    if self.opts.release_memory:  # a long INSERT (a materialized view's) releases too
+                        release_memory(min_interval=1.0)
                 except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
                     why = f"block does not fit stream {ent.stream}: {e}"
                     failure = ProtocolError(nv.TYPE_MISMATCH, why, fatal=False)
@@ -388,6 +394,8 @@ class NativeServer:
             self.stats.inserts_failed += 1
             return self._error(writer, failure.code, str(failure))
         writer.write(nv.varuint(nv.S_EOS))
+        if self.opts.release_memory:
+            release_memory()
         return None
 
 
