@@ -11,7 +11,7 @@ LZ4, replayed at full speed; RSS idle / peak / at rest after the load):
 * :func:`release_memory` (glibc ``malloc_trim``) after each INSERT, and after a block at most once a
   second: glibc's mmap threshold grows to the largest buffer freed so far, after which ~1 MB chunks,
   decompressed frames and their copies land in the heap, which glibc otherwise keeps. At rest after
-  a load RSS fell from ~130 to ~85 MB for ~5 % of replay throughput (noise level on this machine).
+  a load RSS fell from ~130 to ~85 MB; with the system pool, replay throughput is ~10 % lower overall.
   A fixed 256 KB mmap threshold (``mallopt``) instead lowered the peak a little more but cost ~35 %
   of throughput (an mmap/munmap and fresh page faults per chunk), so it is not used.
 """
