@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
+from sqlglot.generator import Generator
 from sqlglot.helper import name_sequence
 
 from srql_compiler import emit
@@ -103,12 +104,54 @@ def _generate(tree: exp.Expression, dialect: str, pretty: bool) -> str:
         generators = _GENERATORS.by_dialect = {}
     gen = generators.get((dialect, pretty))
     if gen is None:
-        gen = generators[(dialect, pretty)] = Dialect.get_or_raise(dialect).generator(pretty=pretty)
+        gen = generators[(dialect, pretty)] = _with_fast_paths(Dialect.get_or_raise(dialect).generator(pretty=pretty))
     gen._next_name = name_sequence("_t")
     try:
         return gen.generate(tree, copy=False)
     except RecursionError:  # too deep: the dialect's own entry point reports it as before
         return tree.sql(dialect=dialect, pretty=pretty, copy=False)
+
+
+_IDENTIFIER_MEMO_SIZE = 4096
+
+
+def _with_fast_paths(gen: Generator) -> Generator:
+    """Shortcuts for the two node types every query is full of, in place of sqlglot's own handlers (only
+    where the dialect uses sqlglot's base ones, so the text is the same):
+
+    - a column with no table, db, catalog or join mark is its identifier (``column_parts`` otherwise
+      builds a generator over four parts and joins them);
+    - an identifier's spelling depends only on its text and ``quoted`` once the generator's options
+      (``identify``, ``normalize``, the dialect) are fixed: each spelling is computed once per generator.
+    """
+    dispatch = dict(gen._dispatch)
+    if dispatch.get(exp.Column) is Generator.column_sql:
+        def column_sql(self: Generator, e: exp.Column) -> str:
+            args = e.args
+            if args.get("table") or args.get("db") or args.get("catalog") or args.get("join_mark"):
+                return Generator.column_sql(self, e)
+            this = args.get("this")
+            return self.sql(this) if this else ""
+
+        dispatch[exp.Column] = column_sql
+    if dispatch.get(exp.Identifier) is Generator.identifier_sql and not gen.identify:
+        spellings: dict[tuple[str, bool], str] = {}
+
+        def identifier_sql(self: Generator, e: exp.Identifier) -> str:
+            text = e.args.get("this")
+            if type(text) is not str:
+                return Generator.identifier_sql(self, e)
+            key = (text, bool(e.args.get("quoted")))
+            out = spellings.get(key)
+            if out is None:
+                if len(spellings) >= _IDENTIFIER_MEMO_SIZE:
+                    spellings.clear()
+                out = spellings[key] = Generator.identifier_sql(self, e)
+            return out
+
+        dispatch[exp.Identifier] = identifier_sql
+    gen._dispatch = dispatch
+    return gen
 
 
 def _emitter(plan: P.Plan, target: str, proton_version: str, archive: str | None) -> emit.SQLEmitter:

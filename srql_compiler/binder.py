@@ -827,4 +827,7 @@ def _with_columns(plan: P.Plan, catalog: Catalog) -> P.Plan:
             for f in catalog[plan.join.right.entity].fields:
                 name = f.name if f.name not in taken else f"{plan.join.right.alias}_{f.name}"
                 cols.append(P.OutputColumn(name, f.type))
-    return replace(plan, columns=tuple(cols))
+    # The plan was built by bind() just before and is not shared yet: fill its columns in place
+    # (dataclasses.replace would rebuild all seventeen fields through __init__).
+    object.__setattr__(plan, "columns", tuple(cols))
+    return plan

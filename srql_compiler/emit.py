@@ -45,6 +45,16 @@ def _type(name: str) -> exp.DataType:
     return _built_type(name).copy()
 
 
+def _ident(name: str) -> exp.Identifier:
+    return exp.Identifier(this=name, quoted=not exp.SAFE_IDENTIFIER_RE.match(name))
+
+
+def _column(name: str, table: str | None = None) -> exp.Column:
+    """``exp.column(name, table=table)`` for plain names: the same node, without ``to_identifier``'s and
+    ``column``'s generic argument handling (columns are the most frequent node of a query)."""
+    return exp.Column(this=_ident(name), table=_ident(table) if table is not None else None, db=None, catalog=None)
+
+
 def _table(name: str) -> exp.Table:
     """A table by name (catalog names are plain identifiers: no need for exp.to_table's SQL parser)."""
     return exp.Table(this=exp.to_identifier(name))
@@ -55,11 +65,71 @@ def _timestamp_text(v: datetime) -> str:
     return v.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
+# sqlglot's builders (exp.select, Select.from_/where/group_by/having/order_by, exp.and_/or_, exp.alias_)
+# also accept SQL text, so every call goes through maybe_parse, copy flags and list merging. The helpers
+# below build the very same nodes directly from nodes (the golden and tree-snapshot tests check this).
+
+
+def _wrap(e: exp.Expression) -> exp.Expression:
+    return exp.Paren(this=e) if isinstance(e, exp.Connector) else e
+
+
+def _combine(items: list[exp.Expression] | tuple[exp.Expression, ...], op: type[exp.Expression]) -> exp.Expression:
+    """``exp.and_(*items, copy=False)`` / ``exp.or_``: left-deep, AND/OR operands in parentheses."""
+    if len(items) == 1:
+        return items[0]
+    this = _wrap(items[0])
+    for e in items[1:]:
+        this = op(this=this, expression=_wrap(e))
+    return this
+
+
+def _alias(e: exp.Expression, name: str) -> exp.Expression:
+    """``exp.alias_(e, name, copy=False)``."""
+    if "alias" in e.arg_types and not isinstance(e, exp.Window):
+        e.set("alias", _ident(name))
+        return e
+    return exp.Alias(this=e, alias=_ident(name))
+
+
+def _select(*items: exp.Expression) -> exp.Select:
+    """``exp.select(*items, copy=False)``."""
+    sel = exp.Select()
+    sel.set("expressions", [i for i in items if i is not None])
+    return sel
+
+
+def _set_from(sel: exp.Select, source: exp.Expression) -> exp.Select:
+    """``sel.from_(source, copy=False)``."""
+    sel.set("from_", source if isinstance(source, exp.From) else exp.From(this=source))
+    return sel
+
+
+def _set_condition(sel: exp.Select, arg: str, into: type[exp.Expression], cond: exp.Expression) -> exp.Select:
+    """``sel.where(cond, copy=False)`` / ``sel.having(...)``: AND-ed onto an existing one."""
+    existing = sel.args.get(arg)
+    if existing is not None:
+        cond = _combine([existing.this, cond], exp.And)
+    sel.set(arg, into(this=cond))
+    return sel
+
+
+def _set_list(sel: exp.Select, arg: str, into: type[exp.Expression], items: list[exp.Expression]) -> exp.Select:
+    """``sel.order_by(*items, copy=False)`` / ``sel.group_by(...)`` (with at least one item) for items that are
+    not Order/Group nodes."""
+    parsed = [i for i in items if i is not None]
+    existing = sel.args.get(arg)
+    if existing:
+        parsed = existing.expressions + parsed
+    sel.set(arg, into(expressions=parsed))
+    return sel
+
+
 def _and(items: list[exp.Expression]) -> exp.Expression | None:
     items = [i for i in items if i is not None]
     if not items:
         return None
-    return exp.and_(*items, copy=False) if len(items) > 1 else items[0]
+    return _combine(items, exp.And)
 
 
 class SQLEmitter:
@@ -78,26 +148,28 @@ class SQLEmitter:
     def select(self) -> exp.Select:
         p = self.plan
         if p.statement == "count":
-            sel = exp.select(exp.alias_(exp.Count(this=exp.Star()), "count", copy=False), copy=False)
+            sel = _select(_alias(exp.Count(this=exp.Star()), "count"))
         elif p.is_aggregate:
-            sel = exp.select(*self._aggregate_projection(), copy=False)
+            sel = _select(*self._aggregate_projection())
         else:
-            sel = exp.select(*self._plain_projection(), copy=False)
+            sel = _select(*self._plain_projection())
             if p.distinct:
                 sel = sel.distinct(copy=False)
         source = self.from_clause()
         if p.latest and not p.is_aggregate:
             source = self._latest_source(source)
-        sel = sel.from_(source, copy=False)
+        sel = _set_from(sel, source)
         if p.join is not None:
             sel = self.add_join(sel, p.join)
         where = _and([w for w in (self._outer_where(), self.window_filter()) if w is not None])
         if where is not None:
-            sel = sel.where(where, copy=False)
+            sel = _set_condition(sel, "where", exp.Where, where)
         if p.is_aggregate and p.statement != "count":
-            sel = sel.group_by(*self._group_by(), copy=False)
+            keys = self._group_by()
+            if keys:  # Select.group_by() with no keys leaves the query as it is
+                sel = _set_list(sel, "group", exp.Group, keys)
             if p.having is not None:
-                sel = sel.having(self.having(p.having), copy=False)
+                sel = _set_condition(sel, "having", exp.Having, self.having(p.having))
         return self.finish(sel)
 
     def _filters(self) -> tuple[list[exp.Expression], list[exp.Expression]]:
@@ -121,10 +193,10 @@ class SQLEmitter:
         return None
 
     def _latest_source(self, source: exp.Expression) -> exp.Expression:
-        inner = exp.select(exp.Star(), copy=False).from_(source, copy=False)
+        inner = _set_from(_select(exp.Star()), source)
         pre = _and(self._filters()[0])
         if pre is not None:
-            inner = inner.where(pre, copy=False)
+            inner = _set_condition(inner, "where", exp.Where, pre)
         return self.latest(inner).subquery(self.plan.source.alias)
 
     def sql(self, pretty: bool = False) -> str:
@@ -137,7 +209,7 @@ class SQLEmitter:
             return self.top_n(sel)
         if p.order_by:
             ties = self.tie_breakers() if p.is_aggregate else []
-            sel = sel.order_by(*self.order_keys(), *ties, copy=False)
+            sel = _set_list(sel, "order", exp.Order, [*self.order_keys(), *ties])
         if p.limit is not None:
             sel = sel.limit(p.limit, copy=False)
         return sel
@@ -148,14 +220,14 @@ class SQLEmitter:
         if p.projection is None:
             if p.join is None:
                 return [exp.Star()]
-            return [exp.alias_(self.col(P.Col(c.name, "", c.type), out=True), c.name, copy=False) for c in p.columns]
+            return [_alias(self.col(P.Col(c.name, "", c.type), out=True), c.name) for c in p.columns]
         return [self._named(n, e) for n, e in p.projection]
 
     def _named(self, name: str, e: P.Expr) -> exp.Expression:
         inner = self.expr(e)
         if isinstance(inner, exp.Column) and inner.name == name:
             return inner
-        return exp.alias_(inner, name, copy=False)
+        return _alias(inner, name)
 
     def _aggregate_projection(self) -> list[exp.Expression]:
         p = self.plan
@@ -163,7 +235,7 @@ class SQLEmitter:
             items = []
             for n, e in p.projection:
                 if isinstance(e, P.MeasureRef):
-                    items.append(exp.alias_(self.aggregate(self._agg(e.name)), n, copy=False))
+                    items.append(_alias(self.aggregate(self._agg(e.name)), n))
                 else:
                     items.append(self._named(n, e))
             return items
@@ -171,7 +243,7 @@ class SQLEmitter:
         if p.window is not None:
             out += self.window_columns()
         out += [self.expr(c) for c in p.group_by]
-        out += [exp.alias_(self.aggregate(a), a.name, copy=False) for a in p.aggregates]
+        out += [_alias(self.aggregate(a), a.name) for a in p.aggregates]
         return out
 
     def _agg(self, name: str) -> P.Aggregate:
@@ -192,7 +264,7 @@ class SQLEmitter:
         """``window_start`` by its output name when the query outputs it, else the bucket expression itself."""
         proj = self.plan.projection
         if proj is None or any(isinstance(e, P.WindowBound) and e.which == "window_start" for _, e in proj):
-            return exp.column("window_start")
+            return _column("window_start")
         start = self.window_columns()[0]
         return start.this if isinstance(start, exp.Alias) else start
 
@@ -201,7 +273,7 @@ class SQLEmitter:
 
     def order_expr(self, e: P.Expr) -> exp.Expression:
         if isinstance(e, P.MeasureRef):
-            return exp.column(e.name)
+            return _column(e.name)
         return self.expr(e)
 
     def tie_breakers(self) -> list[exp.Ordered]:
@@ -215,8 +287,8 @@ class SQLEmitter:
     # ------------------------------------------------------------------ expressions
     def col(self, c: P.Col, out: bool = False) -> exp.Expression:
         if self.qualify and c.source and not out:
-            return exp.column(c.name, table=c.source, quoted=None)
-        return exp.column(c.name)
+            return _column(c.name, c.source)
+        return _column(c.name)
 
     def expr(self, e: P.Expr) -> exp.Expression:
         if isinstance(e, P.Col):
@@ -224,9 +296,9 @@ class SQLEmitter:
         if isinstance(e, P.Lit):
             return self.literal(e)
         if isinstance(e, P.MeasureRef):
-            return exp.column(e.name)
+            return _column(e.name)
         if isinstance(e, P.WindowBound):
-            return exp.column(e.which)
+            return _column(e.which)
         if isinstance(e, P.Now):
             return self.now()
         if isinstance(e, P.StartOfDay):
@@ -238,9 +310,9 @@ class SQLEmitter:
         if isinstance(e, P.Cmp):
             return self.compare(e)
         if isinstance(e, P.And):
-            return exp.and_(*(self._paren_bool(i) for i in e.items), copy=False)
+            return _combine(tuple(self._paren_bool(i) for i in e.items), exp.And)
         if isinstance(e, P.Or):
-            return exp.or_(*(self._paren_bool(i) for i in e.items), copy=False)
+            return _combine(tuple(self._paren_bool(i) for i in e.items), exp.Or)
         if isinstance(e, P.Not):
             return exp.Not(this=self._paren_bool(e.item))
         if isinstance(e, P.InList):
@@ -258,7 +330,7 @@ class SQLEmitter:
             return exp.Not(this=node) if e.negated else node
         if isinstance(e, P.InCidr):
             tests = [self.in_prefix(self.expr(e.expr), p) for p in e.prefixes]
-            node = exp.or_(*tests, copy=False) if len(tests) > 1 else tests[0]
+            node = _combine(tests, exp.Or) if len(tests) > 1 else tests[0]
             return exp.Not(this=exp.Paren(this=node)) if e.negated else node
         raise SRQLError(f"cannot emit {type(e).__name__}")
 
@@ -358,7 +430,7 @@ class SQLEmitter:
         return [exp.EQ(this=self.col(a), expression=self.col(b)) for a, b in j.on]
 
     def event_time(self, alias: str, field_name: str) -> exp.Expression:
-        return exp.column(field_name, table=alias) if self.qualify else exp.column(field_name)
+        return _column(field_name, alias) if self.qualify else _column(field_name)
 
 
 class ClickHouseLikeEmitter(SQLEmitter):
@@ -399,8 +471,8 @@ class ClickHouseLikeEmitter(SQLEmitter):
 
     def in_prefix(self, this: exp.Expression, prefix: str) -> exp.Expression:
         # isIPAddressInRange throws on text that is not an address (an empty field); if() short-circuits.
-        is_address = exp.or_(self.fn("is_ipv4_string", this.copy()), self.fn("is_ipv6_string", this.copy()),
-                             copy=False)
+        is_address = _combine([self.fn("is_ipv4_string", this.copy()), self.fn("is_ipv6_string", this.copy())],
+                              exp.Or)
         test = self.fn("ip_in_range", this, exp.Literal.string(prefix))
         return exp.If(this=is_address, true=test, false=exp.false())
 
@@ -409,15 +481,15 @@ class ClickHouseLikeEmitter(SQLEmitter):
         assert p.limit is not None
         # Windows in time order, then the user's ranking inside each window; LIMIT n BY keeps n per window.
         keys = [exp.Ordered(this=self.window_start_expr()), *self.order_keys(), *self.tie_breakers()]
-        sel = sel.order_by(*keys, copy=False)
+        sel = _set_list(sel, "order", exp.Order, keys)
         limit = exp.Limit(expression=exp.Literal.number(p.limit), expressions=[self.window_start_expr()])
         return sel.limit(limit, copy=False)
 
     def latest(self, sel: exp.Select) -> exp.Select:
         """The newest row per key: ORDER BY time DESC LIMIT 1 BY keys."""
         p = self.plan
-        sel = sel.order_by(exp.Ordered(this=exp.column(p.source.event_time), desc=True), copy=False)
-        keys = [exp.column(k) for k in p.source.keys]
+        sel = _set_list(sel, "order", exp.Order, [exp.Ordered(this=_column(p.source.event_time), desc=True)])
+        keys = [_column(k) for k in p.source.keys]
         return sel.limit(exp.Limit(expression=exp.Literal.number(1), expressions=keys), copy=False)
 
 
@@ -460,7 +532,7 @@ class ProtonEmitter(ClickHouseLikeEmitter):
         src: exp.Expression = self._stream(p.source)
         w = p.window
         if w is not None:
-            ts = exp.column(p.source.event_time)
+            ts = _column(p.source.event_time)
             if not self.streaming and w.kind != "tumble":
                 raise SRQLError(
                     f"Proton runs {w.kind} windows only on streams; use STREAM, or the clickhouse/duckdb target"
@@ -475,7 +547,7 @@ class ProtonEmitter(ClickHouseLikeEmitter):
                 src = pd.session(src, self.interval(w.size), time_column=ts)
         if self.qualify:
             alias = p.source.alias
-            src = src.as_(alias, copy=False) if isinstance(src, exp.Table) else exp.alias_(src, alias, copy=False)
+            src = src.as_(alias, copy=False) if isinstance(src, exp.Table) else _alias(src, alias)
         return src
 
     def _same_unit(self, step: timedelta, size: timedelta) -> tuple[exp.Expression, exp.Expression]:
@@ -486,7 +558,7 @@ class ProtonEmitter(ClickHouseLikeEmitter):
         return pd.interval(n1, short), pd.interval(n2, short)
 
     def window_columns(self) -> list[exp.Expression]:
-        return [exp.column("window_start"), exp.column("window_end")]
+        return [_column("window_start"), _column("window_end")]
 
     def window_group_keys(self) -> list[exp.Expression]:
         return self.window_columns()
@@ -507,7 +579,7 @@ class ProtonEmitter(ClickHouseLikeEmitter):
                             copy=False)
         # Inventory lookup: the versioned_kv stream keeps the latest row per key; LATEST JOIN uses only it.
         target = right if self.streaming else pd.table(right)
-        joined = exp.Join(this=exp.alias_(target, j.right.alias, copy=False) if not isinstance(target, exp.Table)
+        joined = exp.Join(this=_alias(target, j.right.alias) if not isinstance(target, exp.Table)
                           else target.as_(j.right.alias, copy=False), on=_and(on))
         # Proton spells it `INNER LATEST JOIN` (side INNER, kind LATEST in the dialect's tree).
         joined.set("side", "INNER")
@@ -581,8 +653,8 @@ class BatchWindows(SQLEmitter):
         if w.kind == "hop":
             assert w.step is not None
             n = -(-_ms(w.size) // _ms(w.step))  # ceil: how many hop windows can hold one event
-            hops = exp.select(exp.Star(), exp.alias_(self.explode(n), "_hop", copy=False), copy=False)
-            return hops.from_(src, copy=False).subquery(copy=False)
+            hops = _select(exp.Star(), _alias(self.explode(n), "_hop"))
+            return _set_from(hops, src).subquery(copy=False)
         return self._sessions(src, w).subquery(copy=False)
 
     def _sessions(self, src: exp.Expression, w: P.Window) -> exp.Select:
@@ -596,16 +668,16 @@ class BatchWindows(SQLEmitter):
                         expression=gap)
         new_slot = exp.NEQ(this=self.int_div(self.epoch_ms(ts.copy()), slot),
                            expression=self.int_div(self.epoch_ms(prev.copy()), slot.copy()))
-        starts = exp.or_(exp.Is(this=prev.copy(), expression=exp.Null()), quiet, new_slot, copy=False)
+        starts = _combine([exp.Is(this=prev.copy(), expression=exp.Null()), quiet, new_slot], exp.Or)
         flag = exp.Case(ifs=[exp.If(this=starts, true=exp.Literal.number(1))], default=exp.Literal.number(0))
-        marked = exp.select(exp.Star(), exp.alias_(flag, "_new", copy=False), copy=False).from_(src, copy=False)
+        marked = _set_from(_select(exp.Star(), _alias(flag, "_new")), src)
         where = SQLEmitter._outer_where(self)
         if where is not None:
-            marked = marked.where(where, copy=False)
-        running = exp.Window(this=exp.Sum(this=exp.column("_new")), partition_by=keys or None, order=order,
+            marked = _set_condition(marked, "where", exp.Where, where)
+        running = exp.Window(this=exp.Sum(this=_column("_new")), partition_by=keys or None, order=order,
                              spec=exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING"))
-        numbered = exp.select(exp.Star(), exp.alias_(running, "_session", copy=False), copy=False)
-        return numbered.from_(marked.subquery(copy=False), copy=False)
+        numbered = _select(exp.Star(), _alias(running, "_session"))
+        return _set_from(numbered, marked.subquery(copy=False))
 
     def _outer_where(self) -> exp.Expression | None:
         if self.plan.window is not None and self.plan.window.kind == "session":
@@ -621,21 +693,21 @@ class BatchWindows(SQLEmitter):
         else:
             start = self.bucket(ts, w.size if w.kind == "tumble" else w.step)  # type: ignore[arg-type]
             if w.kind == "hop":
-                step = exp.Mul(this=exp.column("_hop"), expression=exp.Literal.number(_ms(w.step)))  # type: ignore[arg-type]
+                step = exp.Mul(this=_column("_hop"), expression=exp.Literal.number(_ms(w.step)))  # type: ignore[arg-type]
                 start = exp.Sub(this=start, expression=self.ms_interval(step))
             end = exp.Add(this=start.copy(), expression=self.interval(w.size))
-        return [exp.alias_(start, "window_start", copy=False), exp.alias_(end, "window_end", copy=False)]
+        return [_alias(start, "window_start"), _alias(end, "window_end")]
 
     def window_group_keys(self) -> list[exp.Expression]:
         w = self.plan.window
         if w is not None and w.kind == "session":
-            return [exp.column("_session")]
+            return [_column("_session")]
         return super().window_group_keys()
 
     def window_start_expr(self) -> exp.Expression:
         w = self.plan.window
         if w is not None and w.kind == "session":
-            return exp.column("window_start")
+            return _column("window_start")
         return super().window_start_expr()
 
     def window_filter(self) -> exp.Expression | None:
@@ -767,14 +839,14 @@ class DuckDBEmitter(BatchWindows):
         guard = exp.RegexpLike(this=this.copy(), expression=exp.Literal.string(r"^\d+\.\d+\.\d+\.\d+$"))
         lo, hi = int(net.network_address), int(net.broadcast_address)
         rng = exp.Between(this=value, low=exp.Literal.number(lo), high=exp.Literal.number(hi))
-        return exp.Paren(this=exp.and_(guard, rng, copy=False))
+        return exp.Paren(this=_combine([guard, rng], exp.And))
 
     def table_source(self) -> exp.Expression:
         p = self.plan
         if self.archive:
             path = f"{self.archive.rstrip('/')}/{p.source.stream}/**/*.parquet"
             src: exp.Expression = exp.Table(this=exp.Anonymous(this="read_parquet", expressions=[
-                exp.Literal.string(path), exp.EQ(this=exp.column("hive_partitioning"), expression=exp.true())]))
+                exp.Literal.string(path), exp.EQ(this=_column("hive_partitioning"), expression=exp.true())]))
         else:
             src = _table(p.source.stream)
         return src.as_(p.source.alias, copy=False) if self.qualify else src
@@ -836,13 +908,13 @@ class DuckDBEmitter(BatchWindows):
         window = exp.Window(this=exp.RowNumber(), partition_by=[self.window_start_expr()],
                             order=exp.Order(expressions=[k.copy() for k in keys]))
         sel = sel.qualify(exp.LTE(this=window, expression=exp.Literal.number(p.limit)), copy=False)
-        return sel.order_by(exp.Ordered(this=self.window_start_expr()), *keys, copy=False)
+        return _set_list(sel, "order", exp.Order, [exp.Ordered(this=self.window_start_expr()), *keys])
 
     def latest(self, sel: exp.Select) -> exp.Select:
         """The newest row per key: QUALIFY row_number() OVER (PARTITION BY keys ORDER BY time DESC) = 1."""
         p = self.plan
-        window = exp.Window(this=exp.RowNumber(), partition_by=[exp.column(k) for k in p.source.keys],
-                            order=exp.Order(expressions=[exp.Ordered(this=exp.column(p.source.event_time), desc=True)]))
+        window = exp.Window(this=exp.RowNumber(), partition_by=[_column(k) for k in p.source.keys],
+                            order=exp.Order(expressions=[exp.Ordered(this=_column(p.source.event_time), desc=True)]))
         return sel.qualify(exp.EQ(this=window, expression=exp.Literal.number(1)), copy=False)
 
     def add_join(self, sel: exp.Select, j: P.Join) -> exp.Select:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
@@ -84,6 +83,11 @@ def _lark() -> Lark:
                 transformer=_ToAst(), cache=True)
 
 
+# lark's common.WS terminal, as its scanner spells it
+_WS_CHARS = " \t\f\r\n"
+_WS_REGEXP = "(?:[ \t\x0c\r\n])+"
+
+
 class _FastLALR:
     """A lean driver for lark's own LALR(1) tables, contextual lexer scanners and our transformer.
 
@@ -138,7 +142,13 @@ class _FastLALR:
     def _scanner(self, state: int) -> tuple:
         lexer = self._lexer.lexers[state]
         scanner = lexer.scanner  # builds lark's scanner (and its keyword callbacks) on first use
-        out = (tuple(scanner._mres), lexer.callback, lexer.ignore_types)
+        mres = tuple(scanner._mres)
+        if lexer.ignore_types >= {"WS"} and lexer.terminals_by_name["WS"].pattern.to_regexp() == _WS_REGEXP:
+            # Skip the whitespace before a token inside the token's own match (possessively: no terminal
+            # starts with whitespace) instead of matching it as a WS token of its own; the token is then
+            # the named group of the alternative that matched.
+            mres = tuple(re.compile(f"[{_WS_CHARS}]*+(?:{mre.pattern})", mre.flags) for mre in mres)
+        out = (mres, lexer.callback, lexer.ignore_types)
         self._scanners[state] = out
         return out
 
@@ -149,7 +159,8 @@ class _FastLALR:
         new_token = Token._future_new  # Token() only adds a deprecated-keyword check
         state_stack = [self._start]
         value_stack: list = []
-        pos, end = 0, len(text)
+        # Trailing whitespace is ignored anyway: stopping before it ends the token loop without a match.
+        pos, end = 0, len(text.rstrip(_WS_CHARS))
         while True:
             # ---- next token, with the scanner of the current state (lark's contextual lexer)
             state = state_stack[-1]
@@ -157,13 +168,14 @@ class _FastLALR:
                 mres, callbacks, ignore = scanners.get(state) or self._scanner(state)
                 m = None
                 for mre in mres:
-                    m = mre.match(text, pos)
+                    m = mre.match(text, pos, end)
                     if m:
                         break
                 if m is None:
                     return None
-                value, ttype = m.group(0), m.lastgroup
-                start, pos = pos, m.end()
+                ttype = m.lastgroup
+                value, pos = m.group(ttype), m.end()
+                start = pos - len(value)
                 if ttype in ignore:
                     continue
                 tok = new_token(ttype, value, start, None, None, None, None, pos)
@@ -259,7 +271,10 @@ def parse(query: str) -> ast.Statement:
         raise SRQLError(f"internal error while parsing: {located}", query) from None
     except RecursionError:
         raise SRQLError("query nests too deeply", query) from None
-    return replace(stmt, text=query)
+    # The statement was built by this call and is not shared yet: set its text in place
+    # (dataclasses.replace would rebuild it through __init__ for one field).
+    object.__setattr__(stmt, "text", query)
+    return stmt
 
 
 def _syntax_error(query: str, err: UnexpectedInput) -> SRQLError:
@@ -321,6 +336,16 @@ class _Meta:
 
     def __init__(self, children: list) -> None:
         # Children come in source order: the first and last ones that have a position bound the rule.
+        # Nearly always both are tokens or nodes, which always have one.
+        if children:
+            first, last = children[0], children[-1]
+            if type(first) is Token and type(last) is Token:
+                self.start_pos, self.end_pos = first.start_pos or 0, last.end_pos or 0
+                return
+            if isinstance(first, ast.Node | Token) and isinstance(last, ast.Node | Token):
+                self.start_pos = first.span[0] if isinstance(first, ast.Node) else first.start_pos or 0
+                self.end_pos = last.span[1] if isinstance(last, ast.Node) else last.end_pos or 0
+                return
         self.start_pos, self.end_pos = _bounds(children) or (0, 0)
 
 
