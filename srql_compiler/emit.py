@@ -899,7 +899,7 @@ class DuckDBEmitter(BatchWindows):
                 return self.aggregate(names[n.name])
             return n
 
-        return node.transform(swap)
+        return node.transform(swap, copy=False)  # the tree was just built for this HAVING: no copy needed
 
     def top_n(self, sel: exp.Select) -> exp.Select:
         p = self.plan
