@@ -74,8 +74,12 @@ def tls_context(cfg: Config) -> ssl.SSLContext:
     return ctx
 
 
-async def run_collector(protocol: str, cfg: Config, sink: Sink, stop: asyncio.Event) -> Collector:
-    """Start the collector for ``protocol`` with ``cfg``, serve until ``stop`` is set, then flush."""
+async def run_collector(
+    protocol: str, cfg: Config, sink: Sink, stop: asyncio.Event, ready: asyncio.Event | None = None
+) -> Collector:
+    """Start the collector for ``protocol`` with ``cfg``, serve until ``stop`` is set, then flush.
+
+    ``ready`` (optional) is set once every listener is bound (``serviceradar-edge`` starts components in turn)."""
     module = importlib.import_module(PROTOCOLS[protocol][0])
     decoder, framer = module.build(cfg.protocol)
     col = Collector(decoder, sink, cfg.runtime, framer)
@@ -89,6 +93,8 @@ async def run_collector(protocol: str, cfg: Config, sink: Sink, stop: asyncio.Ev
             await col.listen_tcp(*parse_hostport(spec), tls=ctx)
     col.start()
     log.info(json.dumps({"event": "listening", "entity": decoder.entity, "on": col.health()["listening"]}))
+    if ready is not None:
+        ready.set()
     tasks = []
     if cfg.health.listen:
         tasks.append(asyncio.create_task(_health_server(col, cfg.health.listen)))

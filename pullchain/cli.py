@@ -37,25 +37,31 @@ def _install_signals(stop: Callable[[], None]) -> None:
         loop.add_signal_handler(sig, stop)
 
 
-async def _serve_tcp(role: str, server: tcp.Server) -> None:
-    stopping = asyncio.Event()
-    _install_signals(stopping.set)
+async def _serve_tcp(
+    role: str, server: tcp.Server, stop: asyncio.Event | None = None, ready: asyncio.Event | None = None
+) -> None:
+    """Serve until ``stop`` is set (without one: until SIGTERM/SIGINT); ``ready`` is set once listening."""
+    stopping = stop if stop is not None else asyncio.Event()
+    if stop is None:
+        _install_signals(stopping.set)
     await server.start()
     logs.event(log, "started", role=role, port=server.port)
+    if ready is not None:
+        ready.set()
     await stopping.wait()
     logs.event(log, "shutting down", role=role)
     await server.close(grace=5.0)
     logs.event(log, "stopped", role=role, **server.stats)
 
 
-async def run_checker(cfg: Config) -> None:
-    """Serve the checker until a signal."""
-    await _serve_tcp("checker", daemons.checker_server(cfg))
+async def run_checker(cfg: Config, stop: asyncio.Event | None = None, ready: asyncio.Event | None = None) -> None:
+    """Serve the checker until a signal (or until ``stop`` is set, in a shared loop)."""
+    await _serve_tcp("checker", daemons.checker_server(cfg), stop, ready)
 
 
-async def run_agent(cfg: Config) -> None:
-    """Serve the agent until a signal."""
-    await _serve_tcp("agent", daemons.agent_server(cfg))
+async def run_agent(cfg: Config, stop: asyncio.Event | None = None, ready: asyncio.Event | None = None) -> None:
+    """Serve the agent until a signal (or until ``stop`` is set, in a shared loop)."""
+    await _serve_tcp("agent", daemons.agent_server(cfg), stop, ready)
 
 
 async def run_poller(cfg: Config) -> None:
