@@ -15,6 +15,10 @@ rest after the load. Whole edge: the sum of the daemons' RSS at idle and the sum
 (conservative: pages of the Python binary and of shared libraries are counted once per process), and
 the edge's resident memory with every physical page counted once (distinct page frames of all four
 processes from ``/proc/PID/pagemap``; needs root, skipped otherwise).
+
+Then the same four as one process, ``serviceradar-edge`` (one interpreter, one event loop, NumPy and
+pyarrow loaded once), with the same configs and the same simultaneous load: its RSS idle, its peak
+(``VmHWM``) and at rest after the load, next to the four-process sums.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ IMPORTS = {
     "checker": "import pullchain.cli",
     "agent": "import pullchain.cli",
 }
+EDGE_IMPORTS = "import edge.cli, adapter.cli, adapter.daemon, ingest.cli, ingest.syslog, pullchain.cli"
 
 
 # -- memory of a process -------------------------------------------------------------------------
@@ -159,14 +164,39 @@ def start_ingest(work: Path) -> tuple[subprocess.Popen, int]:
     exe = Path(sys.executable).parent / "serviceradar-ingest"
     proc = subprocess.Popen([str(exe), "syslog", "--listen", f"udp://127.0.0.1:{port}", "--output",
                              str(work / "syslog.parquet")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
+    _wait_udp(port, proc, "serviceradar-ingest")
+    return proc, port
+
+
+def _wait_udp(port: int, proc: subprocess.Popen, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:  # UDP: wait until the socket is bound
         if proc.poll() is not None:
-            raise RuntimeError("serviceradar-ingest exited")
+            raise RuntimeError(f"{what} exited")
         if f":{port:04X}" in Path("/proc/net/udp").read_text():
-            return proc, port
+            return
         time.sleep(0.05)
-    raise RuntimeError("serviceradar-ingest did not bind")
+    raise RuntimeError(f"{what} did not bind")
+
+
+def start_edge(work: Path, nats_url: str) -> tuple[subprocess.Popen, int, int, int]:
+    """``serviceradar-edge`` running the adapter, a syslog collector (Parquet), the checker and the agent with
+    the configs of the four-process edge: (process, adapter port, syslog port, agent port)."""
+    from fabric.process import free_port
+
+    pport, sport = free_port(), free_port()
+    adapter = work / "edge-adapter.toml"
+    adapter.write_text(f'tenant = "{TENANT}"\n[server]\nlisten = "127.0.0.1:{pport}"\n[nats]\nurl = "{nats_url}"\n')
+    checker, _, agent, aport = pullchain_configs(work)
+    exe = Path(sys.executable).parent / "serviceradar-edge"
+    syslog = f"syslog --listen udp://127.0.0.1:{sport} --output {work / 'edge-syslog.parquet'}"
+    proc = subprocess.Popen([str(exe), "--adapter", str(adapter), "--collector", syslog, "--checker", str(checker),
+                             "--agent", str(agent), "--log-level", "WARNING"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    _wait_port(pport, proc)
+    _wait_port(aport, proc)
+    _wait_udp(sport, proc, "serviceradar-edge")
+    return proc, pport, sport, aport
 
 
 def syslog_burst(port: int, lines: int) -> float:
@@ -182,7 +212,8 @@ def syslog_burst(port: int, lines: int) -> float:
     return lines / (time.perf_counter() - t0)
 
 
-def start_pullchain(work: Path) -> tuple[dict[str, subprocess.Popen], int]:
+def pullchain_configs(work: Path) -> tuple[Path, int, Path, int]:
+    """checker.toml (host metrics + a port check) and agent.toml polling it: (checker, port, agent, port)."""
     from fabric.process import free_port
 
     cport, aport = free_port(), free_port()
@@ -190,6 +221,11 @@ def start_pullchain(work: Path) -> tuple[dict[str, subprocess.Popen], int]:
     checker.write_text(f'[checker]\nlisten = "127.0.0.1:{cport}"\n[[checks]]\nname = "host"\ntype = "host-metrics"\n'
                        f'[[checks]]\nname = "self"\ntype = "port"\nhost = "127.0.0.1"\nport = {cport}\n')  # fmt: skip
     agent.write_text(f'[agent]\nid = "a"\nlisten = "127.0.0.1:{aport}"\n[[checkers]]\naddress = "127.0.0.1:{cport}"\n')
+    return checker, cport, agent, aport
+
+
+def start_pullchain(work: Path) -> tuple[dict[str, subprocess.Popen], int]:
+    checker, cport, agent, aport = pullchain_configs(work)
     bin_dir = Path(sys.executable).parent
     procs = {}
     for role, cfg, port in (("checker", checker, cport), ("agent", agent, aport)):
@@ -234,6 +270,44 @@ def _stop(proc: subprocess.Popen) -> None:
 # -- the measurement -----------------------------------------------------------------------------
 
 
+def simultaneous_load(quick: bool, aport: int, session: bytes, nats_url: str, rows: int, sport: int,
+                      agent_port: int) -> dict[str, float]:
+    """Every load at once (adapter replay, syslog burst, agent polls); their rates."""
+    rates: dict[str, float] = {}
+
+    def run_(name: str, fn, *a) -> None:
+        rates[name] = fn(*a)
+
+    loads = [threading.Thread(target=run_, args=("adapter", replay_load, aport, session, 3 if quick else 5,
+                                                 nats_url, rows)),
+             threading.Thread(target=run_, args=("ingest", syslog_burst, sport, 100_000 if quick else 400_000)),
+             threading.Thread(target=run_, args=("agent", agent_polls, agent_port, 200 if quick else 1000))]
+    for t in loads:
+        t.start()
+    for t in loads:
+        t.join()
+    time.sleep(1.0)  # the collector's queue drains, the adapter's last acks arrive
+    return rates
+
+
+def measure_one_process(work: Path, nats_url: str, session: bytes, rows: int, quick: bool) -> dict:
+    """``serviceradar-edge`` with the four components: RSS idle, peak under the same load, at rest after."""
+    asyncio.run(_purge(nats_url))
+    proc, aport, sport, agent_port = start_edge(work, nats_url)
+    try:
+        agent_polls(agent_port, 1)
+        time.sleep(2.0)
+        idle = status_mb(proc.pid)
+        rates = simultaneous_load(quick, aport, session, nats_url, rows, sport, agent_port)
+        peak = status_mb(proc.pid, "VmHWM")
+        time.sleep(3.0)
+        after = status_mb(proc.pid)
+    finally:
+        _stop(proc)
+    return {"idle": idle, "peak": peak, "after": after, "rates": rates, "exit": proc.returncode,
+            "imports": import_rss(EDGE_IMPORTS)}  # fmt: skip
+
+
 def measure_edge(quick: bool) -> dict:
     """Start the edge, measure idle, load every daemon at once, measure the peaks and the rest after."""
     from fabric.process import NatsProcess, free_port
@@ -272,20 +346,7 @@ def measure_edge(quick: bool) -> dict:
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        rates: dict[str, float] = {}
-
-        def run_(name: str, fn, *a) -> None:
-            rates[name] = fn(*a)
-
-        loads = [threading.Thread(target=run_, args=("adapter", replay_load, aport, session, 3 if quick else 5,
-                                                     nats_srv.url, rows)),
-                 threading.Thread(target=run_, args=("ingest", syslog_burst, sport, 100_000 if quick else 400_000)),
-                 threading.Thread(target=run_, args=("agent", agent_polls, agent_port, 200 if quick else 1000))]
-        for t in loads:
-            t.start()
-        for t in loads:
-            t.join()
-        time.sleep(1.0)  # the collector's queue drains, the adapter's last acks arrive
+        rates = simultaneous_load(quick, aport, session, nats_srv.url, rows, sport, agent_port)
         done.set()
         sampler.join()
         peak = {k: status_mb(pid, "VmHWM") for k, pid in pids.items()}
@@ -293,9 +354,12 @@ def measure_edge(quick: bool) -> dict:
         after = {k: status_mb(pid) for k, pid in pids.items()}
         after_unique = unique_mb(list(pids.values()))
         imports = {k: import_rss(stmt) for k, stmt in IMPORTS.items()}
+        for p in procs.values():  # the one-process edge is measured alone
+            _stop(p)
+        one = measure_one_process(work, nats_srv.url, session, rows, quick)
         return {"idle": idle, "peak": peak, "after": after, "imports": imports, "rates": rates, "rows": rows,
                 "idle_unique": idle_unique, "peak_unique": max(peak_unique) if idle_unique is not None else None,
-                "after_unique": after_unique}  # fmt: skip
+                "after_unique": after_unique, "one": one}  # fmt: skip
     finally:
         for p in procs.values():
             _stop(p)
@@ -325,6 +389,16 @@ def results(m: dict) -> list[Result]:
                           m["peak_unique"], "design budget", BUDGET_MB, target="<= 116 MB", higher_is_better=False,
                           note=f"idle {m['idle_unique']:.1f} MB, at rest after the load {m['after_unique']:.1f} MB; "
                           "distinct page frames of the four processes (/proc/PID/pagemap), sampled every 0.1 s"))
+    one = m["one"]
+    out.append(Result(SUITE, "serviceradar-edge, one process (adapter + syslog + checker + agent): RSS idle", "MB",
+                      one["idle"], "design budget", BUDGET_MB, target="<= 116 MB", higher_is_better=False,
+                      note=f"four processes: {idle_sum:.1f} MB; imports only {one['imports']:.1f} MB"))  # fmt: skip
+    out.append(Result(SUITE, "serviceradar-edge, one process: RSS peak under the same load", "MB", one["peak"],
+                      "design budget", BUDGET_MB, target="<= 116 MB", higher_is_better=False,
+                      note=f"four processes: sum of peaks {peak_sum:.1f} MB; at rest after the load "
+                      f"{one['after']:.1f} MB; adapter {one['rates']['adapter'] / 1e3:.0f} k rows/s, syslog "
+                      f"{one['rates']['ingest'] / 1e3:.0f} k lines/s sent, {one['rates']['agent']:.0f} polls/s; "
+                      f"exit {one['exit']} on SIGTERM"))  # fmt: skip
     return out
 
 
