@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import socket
@@ -80,34 +79,6 @@ def health(cfg) -> int:
     report["healthy"] = bool(healthy)
     print(json.dumps(report))
     return 0 if healthy else 1
-
-
-async def run_until(cfg, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
-    """``adapter.daemon.run`` in a shared event loop: no signal handlers of its own, runs until ``stop`` is set
-    (``serviceradar-edge``), then finishes running INSERTs and writes the last status, as ``run`` does;
-    ``ready`` is set once the Proton port listens."""
-    from adapter.daemon import Adapter
-
-    adapter = Adapter(cfg)
-    try:
-        await adapter.start()
-    except BaseException:
-        await adapter.stop(grace=0)
-        raise
-    if ready is not None:
-        ready.set()
-    try:
-        while not stop.is_set():
-            if cfg.health.status_file:
-                await adapter.write_status(cfg.health.status_file)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
-    finally:
-        logging.getLogger("adapter").info("shutting down", extra={"fields": adapter.status()})
-        await adapter.stop()
-        if cfg.health.status_file:
-            with contextlib.suppress(Exception):
-                await adapter.write_status(cfg.health.status_file)
 
 
 def main(argv: list[str] | None = None) -> int:

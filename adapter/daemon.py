@@ -116,12 +116,24 @@ class Adapter:
 
 async def run(cfg: AdapterConfig) -> None:
     """Run until SIGTERM/SIGINT; then finish running INSERTs and exit."""
-    adapter = Adapter(cfg)
-    await adapter.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    await run_until(cfg, stop)
+
+
+async def run_until(cfg: AdapterConfig, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set (a signal, or ``serviceradar-edge`` sharing its event loop), then finish
+    running INSERTs and write the last status; ``ready`` is set once the Proton port listens."""
+    adapter = Adapter(cfg)
+    try:
+        await adapter.start()
+    except BaseException:
+        await adapter.stop(grace=0)
+        raise
+    if ready is not None:
+        ready.set()
     try:
         while not stop.is_set():
             if cfg.health.status_file:

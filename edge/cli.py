@@ -146,51 +146,15 @@ def collector(spec: str, name: str) -> Component:
 def _bmp(argv: list[str], name: str) -> Component:
     """``serviceradar-ingest bmp`` arguments (see ingest.bmp.main) -> a component."""
     from ingest import bmp
-    from ingest.config import ConfigError, parse_hostport
 
-    p = argparse.ArgumentParser(prog="serviceradar-ingest bmp")
-    p.add_argument("--listen", action="append", default=[])
-    p.add_argument("--config")
-    out = p.add_mutually_exclusive_group()
-    out.add_argument("--output")
-    out.add_argument("--engine", action="store_true")
-    out.add_argument("--proton")
-    p.add_argument("--log-level", default="info")
-    args = _parse(p.parse_args, argv)
-    cfg = bmp.load_config(args.config)
-    for spec in args.listen:
-        parse_hostport(spec.removeprefix("tcp://"), "--listen")
-        cfg.tcp.append(spec.removeprefix("tcp://"))
-    if args.output or args.engine or args.proton:
-        cfg.parquet, cfg.proton, cfg.engine = args.output or "", args.proton or "", bool(args.engine)
-    if not cfg.tcp:
-        raise ConfigError("nothing to listen on: give --listen HOST:PORT or [listen] tcp in the config")
+    cfg = bmp.configure(_parse(bmp.parse_args, argv))
     sink, peer_sink = bmp.build_sinks(cfg)
-
-    async def serve(stop: asyncio.Event, ready: asyncio.Event) -> None:  # ingest.bmp._serve with a shared stop
-        col = bmp.BmpCollector(sink, peer_sink, cfg.protocol, cfg.runtime)
-        for spec in cfg.tcp:
-            await col.listen(*parse_hostport(spec))
-        bmp.log.info(json.dumps({"event": "listening", "entity": "bgp", "on": col.health()["listening"]}))
-        ready.set()
-        tasks = []
-        if cfg.health.stats_interval_s > 0:
-            tasks.append(asyncio.create_task(bmp._log_stats(col, cfg.health.stats_interval_s)))
-        if cfg.health.listen:
-            tasks.append(asyncio.create_task(bmp._health_server(col, cfg.health.listen)))  # type: ignore[arg-type]
-        await stop.wait()
-        for t in tasks:
-            t.cancel()
-        await col.stop()
-        bmp.log.info(json.dumps({"event": "stopped", "rows_flushed": col.collector.rows_flushed,
-                                 "peer_rows_flushed": col.peer_rows_flushed,
-                                 "exporters": col.counters.snapshot()}))  # fmt: skip
 
     def close() -> None:
         sink.close()
         peer_sink.close()
 
-    return Component(name, serve, close)
+    return Component(name, lambda stop, ready: bmp.serve(cfg, sink, peer_sink, stop, ready), close)
 
 
 def _gnmi(argv: list[str], name: str) -> Component:
@@ -199,32 +163,12 @@ def _gnmi(argv: list[str], name: str) -> Component:
 
     cfg, targets = gnmi.configure(_parse(gnmi.parse_args, argv))
     sink = gnmi.build_sink(cfg)
-
-    async def serve(stop: asyncio.Event, ready: asyncio.Event) -> None:  # ingest.gnmi._serve with a shared stop
-        col = gnmi.GnmiCollector(targets, sink, cfg.protocol, cfg.runtime)
-        col.start()
-        gnmi.log.info(json.dumps({"event": "subscribing", "targets": [t.name for t in targets]}))
-        ready.set()
-        tasks = []
-        if cfg.health.stats_interval_s > 0:
-            tasks.append(asyncio.create_task(gnmi._log_stats(col, cfg.health.stats_interval_s)))
-        if cfg.health.listen:
-            tasks.append(asyncio.create_task(gnmi._health_server(col, cfg.health.listen)))  # type: ignore[arg-type]
-        waits = [asyncio.create_task(stop.wait()), asyncio.create_task(col.done.wait())]
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for t in tasks + waits:
-            t.cancel()
-        await col.stop()
-        gnmi.log.info(json.dumps({"event": "stopped", "rows_flushed": col.collector.rows_flushed,
-                                  "targets": col.health()["targets"],
-                                  "exporters": col.counters.snapshot()}))  # fmt: skip
-
-    return Component(name, serve, sink.close)
+    return Component(name, lambda stop, ready: gnmi.serve(cfg, targets, sink, stop, ready), sink.close)
 
 
 def adapter(path: str) -> Component:
-    from adapter.cli import run_until
     from adapter.config import ConfigError, load
+    from adapter.daemon import run_until
 
     try:
         cfg = load(path)

@@ -685,8 +685,7 @@ def _peers_path(path: str) -> str:
     return (path[: -len(".parquet")] if path.endswith(".parquet") else path) + ".peers.parquet"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``serviceradar-ingest bmp``: serve until SIGTERM/SIGINT, then flush both sinks and exit."""
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="serviceradar-ingest bmp", description=__doc__.split("\n\n")[0])
     p.add_argument("--listen", action="append", default=[], metavar="HOST:PORT")
     p.add_argument("--config", metavar="FILE")
@@ -695,17 +694,28 @@ def main(argv: list[str] | None = None) -> int:
     out.add_argument("--engine", action="store_true")
     out.add_argument("--proton", metavar="URL")
     p.add_argument("--log-level", default="info")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def configure(args: argparse.Namespace) -> Config:
+    """The collector's configuration from its file and flags (raises ConfigError)."""
+    cfg = load_config(args.config)
+    for spec in args.listen:
+        parse_hostport(spec.removeprefix("tcp://"), "--listen")
+        cfg.tcp.append(spec.removeprefix("tcp://"))
+    if args.output or args.engine or args.proton:
+        cfg.parquet, cfg.proton, cfg.engine = args.output or "", args.proton or "", bool(args.engine)
+    if not cfg.tcp:
+        raise ConfigError("nothing to listen on: give --listen HOST:PORT or [listen] tcp in the config")
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``serviceradar-ingest bmp``: serve until SIGTERM/SIGINT, then flush both sinks and exit."""
+    args = parse_args(argv)
     _configure_logging(args.log_level)
     try:
-        cfg = load_config(args.config)
-        for spec in args.listen:
-            parse_hostport(spec.removeprefix("tcp://"), "--listen")
-            cfg.tcp.append(spec.removeprefix("tcp://"))
-        if args.output or args.engine or args.proton:
-            cfg.parquet, cfg.proton, cfg.engine = args.output or "", args.proton or "", bool(args.engine)
-        if not cfg.tcp:
-            raise ConfigError("nothing to listen on: give --listen HOST:PORT or [listen] tcp in the config")
+        cfg = configure(args)
         sink, peer_sink = build_sinks(cfg)
     except (ConfigError, SinkError) as e:
         log.error(json.dumps({"event": "config_error", "error": str(e)}))
@@ -723,10 +733,18 @@ async def _serve(cfg: Config, sink: Sink, peer_sink: Sink) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    await serve(cfg, sink, peer_sink, stop)
+
+
+async def serve(cfg: Config, sink: Sink, peer_sink: Sink, stop: asyncio.Event,
+                ready: asyncio.Event | None = None) -> None:  # fmt: skip
+    """Listen and decode until ``stop`` is set, then flush both sinks (``ready``: listening)."""
     col = BmpCollector(sink, peer_sink, cfg.protocol, cfg.runtime)
     for spec in cfg.tcp:
         await col.listen(*parse_hostport(spec))
     log.info(json.dumps({"event": "listening", "entity": "bgp", "on": col.health()["listening"]}))
+    if ready is not None:
+        ready.set()
     tasks = []
     if cfg.health.stats_interval_s > 0:
         tasks.append(asyncio.create_task(_log_stats(col, cfg.health.stats_interval_s)))

@@ -494,17 +494,25 @@ async def _serve(cfg: Config, targets: list[TargetOptions], sink: Sink) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    await serve(cfg, targets, sink, stop)
+
+
+async def serve(cfg: Config, targets: list[TargetOptions], sink: Sink, stop: asyncio.Event,
+                ready: asyncio.Event | None = None) -> None:  # fmt: skip
+    """Subscribe until ``stop`` is set or every ONCE target is done, then flush (``ready``: started)."""
     col = GnmiCollector(targets, sink, cfg.protocol, cfg.runtime)
     col.start()
     log.info(json.dumps({"event": "subscribing", "targets": [t.name for t in targets]}))
+    if ready is not None:
+        ready.set()
     tasks = []
     if cfg.health.stats_interval_s > 0:
         tasks.append(asyncio.create_task(_log_stats(col, cfg.health.stats_interval_s)))
     if cfg.health.listen:  # the framework's HTTP health endpoint, answering with col.health()
         tasks.append(asyncio.create_task(_health_server(col, cfg.health.listen)))  # type: ignore[arg-type]
-    stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait([stopper, asyncio.create_task(col.done.wait())], return_when=asyncio.FIRST_COMPLETED)
-    for t in tasks:
+    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(col.done.wait())]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for t in tasks + waits:
         t.cancel()
     await col.stop()
     log.info(json.dumps({"event": "stopped", "rows_flushed": col.collector.rows_flushed,
