@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from benchmarks import Result
 
@@ -304,7 +305,9 @@ def measure_one_process(work: Path, nats_url: str, session: bytes, rows: int, qu
         after = status_mb(proc.pid)
     finally:
         _stop(proc)
-    return {"idle": idle, "peak": peak, "after": after, "rates": rates, "exit": proc.returncode,
+    out = work / "edge-syslog.parquet"
+    stored = pq.ParquetFile(out).metadata.num_rows if out.exists() else 0  # the rest was dropped (kernel or queue)
+    return {"idle": idle, "peak": peak, "after": after, "rates": rates, "exit": proc.returncode, "stored": stored,
             "imports": import_rss(EDGE_IMPORTS)}  # fmt: skip
 
 
@@ -397,7 +400,8 @@ def results(m: dict) -> list[Result]:
                       "design budget", BUDGET_MB, target="<= 116 MB", higher_is_better=False,
                       note=f"four processes: sum of peaks {peak_sum:.1f} MB; at rest after the load "
                       f"{one['after']:.1f} MB; adapter {one['rates']['adapter'] / 1e3:.0f} k rows/s, syslog "
-                      f"{one['rates']['ingest'] / 1e3:.0f} k lines/s sent, {one['rates']['agent']:.0f} polls/s; "
+                      f"{one['rates']['ingest'] / 1e3:.0f} k lines/s sent ({one['stored']:,} stored), "
+                      f"{one['rates']['agent']:.0f} polls/s; "
                       f"exit {one['exit']} on SIGTERM"))  # fmt: skip
     return out
 

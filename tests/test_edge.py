@@ -166,3 +166,32 @@ def test_edge_start_failure_names_the_component_and_stops_the_others(work: Path)
     assert failure["component"] == "checker" and "address already in use" in failure["error"].lower()
     assert evs[-1]["msg"] == "edge stopped" and evs[-1]["failed"] == ["checker"]
     assert pq.read_table(work / "logs.parquet").num_rows == 0  # the collector started first was stopped cleanly
+
+
+def test_edge_mode_adapter_inflight_default_and_explicit(tmp_path):
+    """The one process relays with 8 chunks in flight unless the adapter's file sets nats.max_inflight."""
+    from adapter.config import load
+    from edge import cli as ec
+
+    plain, set16 = tmp_path / "a.toml", tmp_path / "b.toml"
+    plain.write_text('tenant = "t"\n')
+    set16.write_text('tenant = "t"\n[nats]\nmax_inflight = 16\n')
+    for path, want in ((plain, 8), (set16, 16)):
+        cfg = load(str(path))
+        ec._edge_adapter(cfg, str(path))
+        assert cfg.nats.max_inflight == want
+
+
+def test_edge_mode_collector_sink_releases_after_write(monkeypatch):
+    import adapter.lean
+    from edge import cli as ec
+
+    calls: list[str] = []
+
+    class Sink:
+        def write(self, table):
+            calls.append("write")
+
+    monkeypatch.setattr(adapter.lean, "release_memory", lambda *a, **k: calls.append("release"))
+    ec._releasing(Sink()).write(None)
+    assert calls == ["write", "release"]
