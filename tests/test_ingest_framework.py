@@ -71,7 +71,7 @@ def test_udp_listener_sets_a_large_receive_buffer() -> None:
     async def go() -> int:
         col = Collector(NetflowDecoder(), MemorySink(), RuntimeOptions(rcvbuf=4 * 1024 * 1024))
         await col.listen_udp("127.0.0.1", 0)
-        size = col._udp[0].get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        size = col._udp_socks[0].getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         await col.stop()
         return size
 
