@@ -76,11 +76,18 @@ class _Located(Exception):
 
 @cache
 def _lark() -> Lark:
-    # The transformer runs inside the LALR parser (no intermediate parse tree): it is what keeps compile
-    # latency under a millisecond.
     # cache=True keeps the LALR tables in the temp dir, keyed by the grammar: a new process starts in ms.
+    return build_lark(cache=True)
+
+
+def build_lark(*, cache: bool) -> Lark:
+    """SRQL's lark parser. The transformer runs inside the LALR parser (no intermediate parse tree).
+
+    A cache-loaded and a freshly built parser differ in small ways (rule names are plain ``str`` in one,
+    lark ``Token`` in the other), so the tests drive both.
+    """
     return Lark(_GRAMMAR.read_text(), parser="lalr", propagate_positions=True, maybe_placeholders=False,
-                transformer=_ToAst(), cache=True)
+                transformer=_ToAst(), cache=cache)
 
 
 # lark's common.WS terminal, as its scanner spells it
@@ -130,14 +137,17 @@ class _FastLALR:
         keep = [(i, not sym.is_term and sym.name.startswith("_")) for i, sym in enumerate(rule.expansion)
                 if rule.options.keep_all_tokens or not (sym.is_term and sym.filter_out)]
         include = None if len(keep) == len(rule.expansion) and not any(x for _, x in keep) else tuple(keep)
-        name = rule.alias or rule.options.template_source or rule.origin.name
+        # str(): a freshly built grammar names rules with lark Tokens (a str subclass), a cached one with
+        # plain str; the driver tells a unit reduction from the others by `type(action) is str`.
+        origin = str(rule.origin.name)
+        name = str(rule.alias or rule.options.template_source or origin)
         method = getattr(transformer, name, None)
         if method is not None:
             method = getattr(method, "base_func", method)  # skip lark's v_args wrapper: called as f(meta, children)
         expand1 = bool(rule.options.expand1 and not rule.alias)
         if expand1 and include is None and len(rule.expansion) == 1:
-            return rule.origin.name  # `?rule: child`: the child is the value; only the state changes
-        return (len(rule.expansion), rule.origin.name, include, expand1, method, name)
+            return origin  # `?rule: child`: the child is the value; only the state changes
+        return (len(rule.expansion), origin, include, expand1, method, name)
 
     def _scanner(self, state: int) -> tuple:
         lexer = self._lexer.lexers[state]

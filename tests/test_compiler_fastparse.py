@@ -81,3 +81,20 @@ ALPHABET = st.sampled_from([*"abcdefghijklmnopqrstuvwxyz_0123456789 '\"`()*,.=<>
 @given(st.lists(ALPHABET, max_size=25).map(" ".join))
 def test_token_soup_agrees_with_lark(text: str) -> None:
     _same(text)
+
+
+def test_fresh_and_cached_grammars_drive_alike() -> None:
+    """The first process on a machine builds the LALR tables (lark then names rules with Tokens); later
+    ones load them from lark's cache (plain str). The lean driver must accept the corpus on both."""
+    fresh = parser._FastLALR(parser.build_lark(cache=False))
+    cached = parser._FastLALR(parser.build_lark(cache=True))
+    accepted = 0
+    for query in CORPUS:
+        try:
+            expected = parser._lark().parse(query)
+        except Exception:
+            continue  # a template or a deliberately broken query from the tests' text
+        accepted += 1
+        assert fresh.parse(query) == expected, query
+        assert cached.parse(query) == expected, query
+    assert accepted > 60
