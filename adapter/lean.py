@@ -22,18 +22,9 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
-import sys
 import time
 
-
-class _RefusePandas:
-    """A meta path finder that makes ``import pandas`` fail (pyarrow then treats pandas as absent)."""
-
-    @staticmethod
-    def find_spec(name: str, path=None, target=None):
-        if name == "pandas" or name.startswith("pandas."):
-            raise ModuleNotFoundError("pandas is not used by this daemon", name=name)
-        return None
+from streams.lean import refuse_pandas
 
 
 def _load_libc() -> ctypes.CDLL | None:
@@ -50,8 +41,7 @@ _last_release = 0.0
 def edge_process() -> None:
     """Apply the settings above to this process (call before the first Arrow allocation)."""
     global _libc
-    if "pandas" not in sys.modules and _RefusePandas not in sys.meta_path:
-        sys.meta_path.insert(0, _RefusePandas)
+    refuse_pandas()
     _libc = _load_libc()
     if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         import pyarrow as pa

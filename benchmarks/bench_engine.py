@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -77,6 +76,8 @@ def _engine_rate(query: str, entity: str, batches: list[pa.Table]) -> tuple[floa
 
 def _duckdb_rate(sql: str, batches: list[pa.Table]) -> tuple[float, int]:
     data = pa.concat_tables(batches)  # zero-copy: the same buffers the engine read
+    import duckdb  # here, not at the top: the RSS child imports this module and must not load DuckDB
+
     con = duckdb.connect()
     con.execute("SET threads = 1")
     con.register("data", data)
@@ -101,8 +102,11 @@ def _bgp_batches(n: int, per_batch: int = 50_000) -> list[pa.Table]:
     return list(bgp_batches(n, per_batch))
 
 
+# The child is set up like the daemons that host the engine (serviceradar-ingest --engine): pandas refused.
 RSS_CHILD = """
 import json, sys, time
+from streams.lean import refuse_pandas
+refuse_pandas()
 from benchmarks.bench_engine import gnmi_ticks, GNMI_QUERY
 from streams.engine import QueryRunner
 from streams.engine.replay import to_plan

@@ -27,6 +27,7 @@ from ingest.collector import Collector
 from ingest.config import Config, ConfigError, load_config, parse_hostport
 from ingest.sinks import EngineSink, ParquetSink, ProtonSink, Sink, SinkError
 from streams.catalog import CATALOG
+from streams.lean import refuse_pandas
 
 # protocol (also its config section) → (module, catalog entity, transports of a bare --listen HOST:PORT).
 # A new collector registers here; its module exposes OPTIONS (a dataclass) and build(options).
@@ -168,21 +169,9 @@ def configure(args: argparse.Namespace) -> Config:
 OWN_CLI = {"bmp": "ingest.bmp", "gnmi": "ingest.gnmi"}
 
 
-class _RefusePandas:
-    """``import pandas`` fails in the daemon: pyarrow imports pandas (33 MB) on its first array conversion
-    only to ask whether the input is a pandas object; no collector uses it."""
-
-    @staticmethod
-    def find_spec(name: str, path=None, target=None):
-        if name == "pandas" or name.startswith("pandas."):
-            raise ModuleNotFoundError("pandas is not used by the collectors", name=name)
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if "pandas" not in sys.modules and _RefusePandas not in sys.meta_path:
-        sys.meta_path.insert(0, _RefusePandas)
+    refuse_pandas()  # pyarrow would import it (~33 MB) only to ask whether an input is a pandas object
     if argv and argv[0] in OWN_CLI:
         return importlib.import_module(OWN_CLI[argv[0]]).main(argv[1:])
     args = parse_args(argv)
