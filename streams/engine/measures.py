@@ -87,25 +87,25 @@ def compute(
     n = len(gid)
     keep = np.ones(n, bool) if selected is None else selected.copy()
     if func == "count" and arg is None:
-        return _cast(pa.array(np.bincount(gid[keep], minlength=n_groups).astype(np.uint64)), out_type)
+        return cast(pa.array(np.bincount(gid[keep], minlength=n_groups).astype(np.uint64)), out_type)
     arr = arg.combine_chunks() if isinstance(arg, pa.ChunkedArray) else arg
     if arr.null_count:
         keep &= pc.is_valid(arr).to_numpy(zero_copy_only=False)
     if func == "count":
-        return _cast(pa.array(np.bincount(gid[keep], minlength=n_groups).astype(np.uint64)), out_type)
+        return cast(pa.array(np.bincount(gid[keep], minlength=n_groups).astype(np.uint64)), out_type)
     rows = np.flatnonzero(keep)
     g = gid[rows]
     counts = np.bincount(g, minlength=n_groups)
     present = counts > 0
     if func in ("sum", "avg"):
-        return _cast(_sum_avg(func, arr, rows, g, counts, present, n_groups), out_type)
+        return cast(_sum_avg(func, arr, rows, g, counts, present, n_groups), out_type)
     if func == "count_distinct":
         codes = _order_codes(arr)[rows]
         order = np.lexsort((codes, g))
         gs, cs = g[order], codes[order]
         new = np.ones(len(gs), bool)
         new[1:] = (gs[1:] != gs[:-1]) | (cs[1:] != cs[:-1])
-        return _cast(pa.array(np.bincount(gs[new], minlength=n_groups).astype(np.uint64)), out_type)
+        return cast(pa.array(np.bincount(gs[new], minlength=n_groups).astype(np.uint64)), out_type)
     if func in ("min", "max"):
         codes = _order_codes(arr)[rows]
         order = np.lexsort((codes, g))
@@ -116,12 +116,12 @@ def compute(
         pick = _group_edge(g[order], n_groups, last=(func == "last"))
         return _take(arr, rows[order], pick, present, out_type)
     if func in QUANTILES:
-        return _cast(_quantile(arr, rows, g, counts, present, QUANTILES[func]), out_type)
+        return cast(_quantile(arr, rows, g, counts, present, QUANTILES[func]), out_type)
     raise ValueError(f"unknown measure {func!r}")
 
 
 def _sum_avg(func, arr, rows, g, counts, present, n_groups) -> pa.Array:
-    values = _numeric(arr)[rows]
+    values = numeric(arr)[rows]
     if func == "avg" or values.dtype.kind == "f":
         sums = np.bincount(g, weights=values.astype(np.float64), minlength=n_groups)
         if func == "avg":
@@ -140,7 +140,7 @@ def _sum_avg(func, arr, rows, g, counts, present, n_groups) -> pa.Array:
 
 
 def _quantile(arr, rows, g, counts, present, q: float) -> pa.Array:
-    values = _numeric(arr)[rows].astype(np.float64)
+    values = numeric(arr)[rows].astype(np.float64)
     order = np.lexsort((values, g))
     vs = values[order]
     starts = np.zeros(len(counts), np.int64)
@@ -173,10 +173,11 @@ def _group_edge(gs: np.ndarray, n_groups: int, last: bool) -> np.ndarray:
 def _take(arr: pa.Array, sorted_rows: np.ndarray, pick: np.ndarray, present: np.ndarray, out_type) -> pa.Array:
     idx = np.where(present, sorted_rows[np.maximum(pick, 0)] if len(sorted_rows) else 0, 0)
     taken = arr.take(pa.array(idx, pa.int64(), mask=~present)) if len(arr) else pa.nulls(len(pick), arr.type)
-    return _cast(taken, out_type)
+    return cast(taken, out_type)
 
 
-def _numeric(arr: pa.Array) -> np.ndarray:
+def numeric(arr: pa.Array) -> np.ndarray:
+    """The values as NumPy numbers (booleans as 0/1, timestamps as int64, NULLs as 0)."""
     if pa.types.is_boolean(arr.type):
         arr = arr.cast(pa.uint8())
     if pa.types.is_timestamp(arr.type):
@@ -188,11 +189,12 @@ def _order_codes(arr: pa.Array) -> np.ndarray:
     """Integers whose order is the values' order (the values themselves when numeric)."""
     t = arr.type
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_timestamp(t) or pa.types.is_boolean(t):
-        return _numeric(arr)
+        return numeric(arr)
     return pc.rank(arr, sort_keys="ascending", tiebreaker="dense").to_numpy(zero_copy_only=False)
 
 
-def _cast(arr: pa.Array, out_type: pa.DataType) -> pa.Array:
+def cast(arr: pa.Array, out_type: pa.DataType) -> pa.Array:
+    """``arr`` as ``out_type`` where Arrow can cast it, else unchanged."""
     if arr.type == out_type:
         return arr
     try:

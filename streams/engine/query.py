@@ -3,7 +3,8 @@
 A :class:`QueryRunner` is fed Arrow batches in arrival order (``push``), advanced on idle
 (``advance_time``) and closed at end of input (``finish``); each call returns the result tables it
 produced. All work is vectorised over the batch; state is the rows of windows still open (plus, for
-joins, the rows that can still match), freed as windows are emitted, and is observable through
+joins, the rows that can still match), freed as windows are emitted, or for an un-windowed aggregate one
+partial row per group (:mod:`streams.engine.partials`), and is observable through
 :attr:`QueryRunner.state_rows` and :attr:`QueryRunner.state_bytes`.
 """
 
@@ -20,6 +21,7 @@ from srql_compiler import plan as P
 from streams.catalog import CATALOG
 from streams.engine import measures, windows
 from streams.engine.expr import TS_TYPE, EvalError, col_name, evaluate, mask
+from streams.engine.partials import GroupPartials
 from streams.engine.windows import NEG_INF, POS_INF, ms
 
 
@@ -52,6 +54,9 @@ class QueryRunner:
         self._join_state: dict[str, list[_Chunk]] = {"left": [], "right": []}
         self._batch_no = 0
         self._needed = _columns_read(plan) if plan.is_aggregate else None
+        # an un-windowed aggregate keeps one partial row per group instead of its input rows
+        global_agg = plan.is_aggregate and not self.kind and GroupPartials.supports(plan)
+        self._partials = GroupPartials(plan) if global_agg else None
 
     # ------------------------------------------------------------------------------------------
     # public API
@@ -66,6 +71,7 @@ class QueryRunner:
         """Rows held in state (open windows, join buffers, inventory)."""
         n = sum(c.rows.num_rows for c in self._buffer)
         n += sum(c.rows.num_rows for side in self._join_state.values() for c in side)
+        n += self._partials.num_rows if self._partials is not None else 0
         return n + (self._inventory.num_rows if self._inventory is not None else 0)
 
     @property
@@ -73,6 +79,7 @@ class QueryRunner:
         """Bytes of Arrow buffers held in state."""
         n = sum(c.rows.nbytes for c in self._buffer)
         n += sum(c.rows.nbytes for side in self._join_state.values() for c in side)
+        n += self._partials.nbytes if self._partials is not None else 0
         return n + (self._inventory.nbytes if self._inventory is not None else 0)
 
     def sides(self, entity: str) -> list[str]:
@@ -219,7 +226,10 @@ class QueryRunner:
         self._max_ts = max(prev_max, batch_max)
         if len(ts):
             rows = self._project_rows(work, ts, wm_rows)
-            self._buffer.append(_Chunk(rows, int(ts.min()), int(ts.max())))
+            if self._partials is not None:
+                self._partials.merge(rows)
+            else:
+                self._buffer.append(_Chunk(rows, int(ts.min()), int(ts.max())))
         self._batch_no += 1
         if self.kind:
             return self._close(self.watermark)
@@ -408,6 +418,10 @@ class QueryRunner:
         return table.filter(pa.array(rank < self.plan.limit))
 
     def _emit_global(self, updated_only: bool) -> list[pa.Table]:
+        if self._partials is not None and self._partials.num_rows:
+            table = self._partials.values([_key_name(k) for k in self.plan.group_by], updated_only)
+            result = self._finish_groups(table)
+            return [result] if result.num_rows else []
         if not self._buffer:
             if self.plan.group_by or updated_only:
                 return []
