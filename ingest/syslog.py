@@ -183,7 +183,7 @@ def parse_lines(lines: list[bytes], src_idx: np.ndarray, sources: list[str],
             except TypeError:
                 raise _StreamFrames from None
             block_lens = lens[r0:r1]
-            if not _valid_utf8(data):  # rare: repair only then, line by line, so slices stay valid UTF-8
+            if not _valid_utf8(data, block_lens):  # rare: repair only then, line by line, so slices stay valid
                 block = [ln.decode("utf-8", "replace").encode() for ln in block]
                 data = b"".join([*block, _PAD_BYTES])
                 block_lens = np.fromiter(map(len, block), np.int64, len(block))
@@ -193,8 +193,16 @@ def parse_lines(lines: list[bytes], src_idx: np.ndarray, sources: list[str],
     return out
 
 
-def _valid_utf8(data: bytes) -> bool:
-    """Arrow's (SIMD) UTF-8 validation of a whole buffer at once."""
+def _valid_utf8(data: bytes, lens: np.ndarray) -> bool:
+    """Whether every line of the joined ``data`` is valid UTF-8 on its own (lines of ``lens`` bytes).
+
+    Arrow's (SIMD) validation of the whole buffer at once, plus the line boundaries: a valid buffer can
+    still join a line ending in the middle of a character to a line starting with its continuation
+    bytes (``b"\xc2"`` + ``b"\x80"``), so no non-empty line may start with a continuation byte.
+    """
+    starts = (np.cumsum(lens) - lens)[lens > 0]
+    if starts.size and ((np.frombuffer(data, np.uint8)[starts] & 0xC0) == 0x80).any():
+        return False
     try:
         pa.Array.from_buffers(pa.large_string(), 1, [None, pa.py_buffer(np.array([0, len(data)], np.int64)),
                                                      pa.py_buffer(data)]).validate(full=True)  # fmt: skip

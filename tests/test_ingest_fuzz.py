@@ -8,7 +8,7 @@ import struct
 from pathlib import Path
 
 import pyarrow as pa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ingest.collector import FramingError
@@ -92,6 +92,7 @@ def test_netflow_domains_are_bounded() -> None:
 @given(st.lists(st.one_of(st.binary(max_size=300), st.text(max_size=200).map(str.encode),
                           st.sampled_from([b"<13>1 ", b"<13>1 - - - - - [", b"<", b"<1>", b"<13>Dec  3 "])),
                 min_size=1, max_size=20))  # fmt: skip
+@example([b"\xc2", b"\x80\xc2\x80"])  # valid UTF-8 joined, not line by line: a character split across lines
 def test_syslog_keeps_every_line(lines: list[bytes]) -> None:
     c = Counters()
     out = SyslogDecoder().decode([Packet(x, "192.0.2.5", 514, 1_700_000_000_000) for x in lines], c)
