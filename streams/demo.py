@@ -36,7 +36,7 @@ USE_CASES = (
     ("BGP: flapping prefixes (5-minute windows)", "results_bgp_flaps",
      "STREAM flows WHERE action IN ('announce', 'withdraw') GROUP BY prefix WINDOW 5m HAVING flap_count > 10"),
 )
-HISTORY_QUERY = "SHOW logs WHERE message CONTAINS 'Failed password' GROUP BY device WINDOW 5m"
+HISTORY_QUERY = "SHOW logs WHERE message CONTAINS 'Failed password' GROUP BY device WINDOW 5m ORDER BY window_start"
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
