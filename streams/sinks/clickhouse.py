@@ -190,6 +190,27 @@ class ClickHouseSink:
         self.ensure_results(name, table.schema)
         return self.backend.insert_arrow(name, table)
 
+    def forget_since(self, since: datetime, results: tuple[str, ...] | list[str] = ()) -> None:
+        """Delete rows at or after ``since`` from every catalog entity's table and the named result tables.
+
+        A job that regenerates a time range (the demo, a replay) calls this first so that a second run
+        replaces the range instead of storing it twice. Entities are cut by their event time, result
+        tables by their first timestamp column (``window_start``); tables not created yet are skipped.
+        """
+        ms = int(since.timestamp() * 1000)
+        existing = set(self.sql("SELECT name FROM system.tables WHERE database = currentDatabase()")
+                       .column("name").to_pylist())  # fmt: skip
+        cuts = [(ent.stream, ent.event_time) for ent in CATALOG if ent.stream in existing]
+        for name in results:
+            _check_ident(name)
+            if name in existing:
+                cols = self.sql(f"SELECT name FROM system.columns WHERE database = currentDatabase() AND "
+                                f"table = '{name}' AND type LIKE 'DateTime64%' ORDER BY position LIMIT 1")
+                cuts += [(name, c) for c in cols.column("name").to_pylist()]
+        since_sql = f"fromUnixTimestamp64Milli(toInt64({ms}), 'UTC')"
+        for table, column in cuts:
+            self.backend.command(f"DELETE FROM {table} WHERE `{column}` >= {since_sql}")
+
     # -- reads -------------------------------------------------------------------------------------
 
     def sql(self, query: str) -> pa.Table:
