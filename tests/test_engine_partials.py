@@ -1,4 +1,5 @@
-"""Un-windowed aggregates keep one partial row per group (``streams/engine/partials.py``), not their input.
+"""Un-windowed aggregates keep one partial row per group (``streams/engine/partials.py``), not their input
+(count_distinct: the distinct pairs).
 
 Differential: after every pushed batch, the groups an ``EMIT ON UPDATE`` query emits must equal DuckDB's
 aggregate over every event so far (restricted to the groups that batch touched), and the final value
@@ -19,10 +20,10 @@ from streams.engine import QueryRunner
 from streams.engine.replay import to_plan
 
 MEASURES_SRQL = ("count() AS n, count(value) AS nv, sum(value) AS s, avg(value) AS a, min(value) AS mn, "
-                 "max(value) AS mx, first(value) AS f, last(value) AS l")
+                 "max(value) AS mx, first(value) AS f, last(value) AS l, count_distinct(value) AS cd")
 MEASURES_SQL = ("count(*), count(value), sum(value), avg(value), min(value), max(value), "
                 "first(value ORDER BY ts, seq) FILTER (WHERE value IS NOT NULL), "
-                "last(value ORDER BY ts, seq) FILTER (WHERE value IS NOT NULL)")
+                "last(value ORDER BY ts, seq) FILTER (WHERE value IS NOT NULL), count(DISTINCT value)")
 
 
 def _query(grouped: bool, filtered: bool) -> str:
@@ -72,7 +73,9 @@ def test_each_update_and_the_final_value_match_duckdb_over_the_prefix(spec, cuts
     final = _reference(con, events.num_rows, grouped, filtered, None)
     if grouped or final[0][0]:
         assert _same(_rows(runner.finish()), final)
-    assert runner.state_rows <= (len({s[2] for s in spec}) if grouped else 1)
+    # one row per group, plus one per distinct (group, value) pair for count_distinct
+    pairs = {(s[2] if grouped else 0, s[4]) for s in spec if s[4] is not None}
+    assert runner.state_rows <= (len({s[2] for s in spec}) if grouped else 1) + len(pairs)
 
 
 def _flows(n: int, start: int, hosts: int, big: bool) -> pa.Table:
@@ -119,3 +122,28 @@ def test_a_group_that_held_only_nulls_does_not_pin_first_and_last():
         runner.push("metrics", _events([(0, t, 0, 0, v)]))
     (row,) = runner.finish()[0].to_pylist()
     assert (row["n"], row["nv"], row["f"], row["l"], row["mn"], row["mx"]) == (4, 2, 2.0, 1.0, 1.0, 2.0)
+
+
+def test_filtered_catalog_measures_count_only_their_rows():
+    """``announcements`` / ``withdrawals`` are counts over ``action = ...``: the filter applies per measure."""
+    runner = QueryRunner(to_plan("STREAM prefix, announcements, withdrawals, count() AS n FROM bgp GROUP BY prefix "
+                                 "EMIT PERIODIC 5s"))
+    schema = CATALOG["bgp"].arrow_schema()
+    rng = np.random.default_rng(3)
+    expected: dict[str, list[int]] = {}
+    for k in range(20):
+        prefixes = [f"10.{i}.0.0/16" for i in rng.integers(0, 5, 100)]
+        actions = rng.choice(["announce", "withdraw", "other"], 100).tolist()
+        cols = {f.name: pa.nulls(100, f.type) for f in schema}
+        ms = np.arange(k * 100, k * 100 + 100) * 1000
+        cols["timestamp"] = pa.array(ms, pa.int64()).cast(schema.field("timestamp").type)
+        cols["prefix"], cols["action"] = pa.array(prefixes), pa.array(actions)
+        runner.push("bgp", pa.table(cols, schema=schema))
+        for p, a in zip(prefixes, actions, strict=True):
+            acc = expected.setdefault(p, [0, 0, 0])
+            acc[0] += a == "announce"
+            acc[1] += a == "withdraw"
+            acc[2] += 1
+    got = {r["prefix"]: [r["announcements"], r["withdrawals"], r["n"]] for r in runner.snapshot()[0].to_pylist()}
+    assert got == expected
+    assert runner.state_rows == len(expected)

@@ -12,10 +12,11 @@ measure                   partial kept per group (``v`` value, ``c`` non-null co
 ``avg``                   ``v``: the float sum, ``c``: values seen
 ``min`` / ``max``         ``v``: the extreme value so far
 ``first`` / ``last``      ``v``: the value, ``t``: its event time (equal times: earlier arrival first)
+``count_distinct``        a side table of the distinct (group keys, value) pairs seen
 ========================  =========================================================================
 
-``count_distinct`` and the exact quantiles need every distinct value, so a query using them keeps its
-rows as before (:meth:`GroupPartials.supports` says which). A merge is a vectorised pass over the state
+The exact quantiles need every value, so a query using them keeps its rows as before
+(:meth:`GroupPartials.supports` says which). A merge is a vectorised pass over the state
 rows followed by the batch's rows: the same :mod:`measures` run over them, so an extreme, first or last
 of the state competes with the batch exactly as its raw row would have (the state rows come first, so
 ties keep arrival order). Only ``avg`` and float ``sum`` may differ from a one-shot sum in the last bits
@@ -31,7 +32,7 @@ import pyarrow.compute as pc
 from srql_compiler import plan as P
 from streams.engine import measures
 
-DECOMPOSABLE = frozenset({"count", "sum", "avg", "min", "max", "first", "last"})
+DECOMPOSABLE = frozenset({"count", "sum", "avg", "min", "max", "first", "last", "count_distinct"})
 
 
 class GroupPartials:
@@ -41,6 +42,7 @@ class GroupPartials:
         self._aggs = plan.aggregates
         self._n_keys = len(plan.group_by)
         self._state: pa.Table | None = None
+        self._pairs: dict[int, pa.Table] = {}  # count_distinct i: its distinct (k*, v) pairs
         self._touched: np.ndarray | None = None  # groups the last merged batch changed
 
     @staticmethod
@@ -50,11 +52,11 @@ class GroupPartials:
 
     @property
     def num_rows(self) -> int:
-        return 0 if self._state is None else self._state.num_rows
+        return (0 if self._state is None else self._state.num_rows) + sum(t.num_rows for t in self._pairs.values())
 
     @property
     def nbytes(self) -> int:
-        return 0 if self._state is None else self._state.nbytes
+        return (0 if self._state is None else self._state.nbytes) + sum(t.nbytes for t in self._pairs.values())
 
     def merge(self, rows: pa.Table) -> None:
         """Fold projected rows (``__ts``, ``k*``, ``a*``, ``f*``, as the query's buffer holds them) in."""
@@ -70,7 +72,10 @@ class GroupPartials:
         cols: dict[str, pa.Array] = {f"k{i}": keys[i].take(pa.array(first)) for i in range(self._n_keys)}
         ts = rows.column("__ts").to_numpy()
         for i, agg in enumerate(self._aggs):
-            cols.update(self._merge_measure(i, agg, old, rows, ts, gid, n_groups))
+            if agg.func == "count_distinct":
+                self._merge_pairs(i, agg, rows)
+            else:
+                cols.update(self._merge_measure(i, agg, old, rows, ts, gid, n_groups))
         self._state = pa.table(cols)
         self._touched = np.bincount(gid[n_old:], minlength=n_groups) > 0
 
@@ -82,7 +87,8 @@ class GroupPartials:
         for i, name in enumerate(key_names):
             cols[name] = state.column(f"k{i}")
         for i, agg in enumerate(self._aggs):
-            cols[agg.name] = measures.cast(self._final(i, agg, state), agg.type.arrow())
+            value = self._distinct_counts(i, state) if agg.func == "count_distinct" else self._final(i, agg, state)
+            cols[agg.name] = measures.cast(value, agg.type.arrow())
         table = pa.table(cols)
         if updated_only and self._touched is not None:
             table = table.filter(pa.array(self._touched))
@@ -137,6 +143,32 @@ class GroupPartials:
         if times is not None:
             out[f"t{i}"] = measures.compute(func, pa.array(times), valid, gid, n_groups, when, pa.int64())
         return out
+
+    def _merge_pairs(self, i: int, agg: P.Aggregate, rows: pa.Table) -> None:
+        """Add the batch's (group keys, value) pairs to count_distinct ``i``'s set (NULLs are not values)."""
+        keep = pc.is_valid(rows.column(f"a{i}"))
+        if agg.filter is not None:
+            keep = pc.and_(keep, rows.column(f"f{i}"))
+        new = rows.select([*(f"k{j}" for j in range(self._n_keys)), f"a{i}"]).filter(keep)
+        new = new.rename_columns([*(f"k{j}" for j in range(self._n_keys)), "v"])
+        old = self._pairs.get(i)
+        both = new if old is None else pa.concat_tables([old.cast(new.schema), new])
+        _, first = measures.group_ids([both.column(c) for c in both.column_names])
+        self._pairs[i] = both.take(np.sort(first)) if both.num_rows else both
+
+    def _distinct_counts(self, i: int, state: pa.Table) -> pa.Array:
+        """Distinct values per state group: the pairs counted by their group keys."""
+        pairs = self._pairs.get(i)
+        n_pairs = 0 if pairs is None else pairs.num_rows
+        if not self._n_keys:
+            return pa.array([n_pairs], pa.uint64())
+        if not n_pairs:
+            return pa.array(np.zeros(state.num_rows, np.uint64))
+        keys = [self._concat(state, pairs, f"k{j}", f"k{j}") for j in range(self._n_keys)]
+        gid, _ = measures.group_ids(keys)
+        n = state.num_rows
+        counts = np.bincount(gid[n:], minlength=int(gid.max()) + 1).astype(np.uint64)
+        return pa.array(counts[gid[:n]])
 
     @staticmethod
     def _final(i: int, agg: P.Aggregate, state: pa.Table) -> pa.Array:
