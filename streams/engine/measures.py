@@ -20,12 +20,15 @@ from srql_compiler.plan import QUANTILES
 _MAX_COMBINED = 1 << 62
 
 
-def group_ids(columns: Sequence[pa.ChunkedArray | pa.Array | np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def group_ids(columns: Sequence[pa.ChunkedArray | pa.Array | np.ndarray], n: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Dense group ids (0..G-1) of rows keyed by ``columns``, and one row index of each group.
 
     Groups are numbered in the order of their first key column's sorted codes, so results come out in a
-    stable order (window start first when it is the first column).
+    stable order (window start first when it is the first column). With no columns the ``n`` rows are
+    one group, which exists even over no rows (SQL gives an aggregate without GROUP BY one row).
     """
+    if not columns:
+        return np.zeros(n, np.int64), np.zeros(1, np.int64)
     n = len(columns[0])
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -128,15 +131,19 @@ def _sum_avg(func, arr, rows, g, counts, present, n_groups) -> pa.Array:
             with np.errstate(invalid="ignore", divide="ignore"):
                 sums = sums / counts
         return pa.array(sums, mask=~present)
-    # integer sums stay exact (bincount would go through float64)
-    order = np.argsort(g, kind="stable")
-    gs = g[order]
-    starts = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1]]) if len(gs) else np.zeros(0, np.int64)
     acc = np.uint64 if values.dtype.kind == "u" else np.int64
-    out = np.zeros(n_groups, acc)
-    if len(gs):
-        out[gs[starts]] = np.add.reduceat(values[order].astype(acc), starts)
-    return pa.array(out, mask=~present)
+    return pa.array(int_sums(g, values.astype(acc), n_groups), mask=~present)
+
+
+def int_sums(gid: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
+    """Exact per-group sums of integers, wrapping like ClickHouse (``bincount`` would round through float64)."""
+    out = np.zeros(n_groups, values.dtype)
+    if len(gid):
+        order = np.argsort(gid, kind="stable")
+        gs = gid[order]
+        starts = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1]])
+        out[gs[starts]] = np.add.reduceat(values[order], starts)
+    return out
 
 
 def _quantile(arr, rows, g, counts, present, q: float) -> pa.Array:

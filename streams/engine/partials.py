@@ -62,12 +62,8 @@ class GroupPartials:
         """Fold projected rows (``__ts``, ``k*``, ``a*``, ``f*``, as the query's buffer holds them) in."""
         old = self._state
         n_old = 0 if old is None else old.num_rows
-        keys = [self._concat(old, rows, f"k{i}", f"k{i}") for i in range(self._n_keys)]
-        n = n_old + rows.num_rows
-        if keys:
-            gid, first = measures.group_ids(keys)
-        else:  # no GROUP BY: one group
-            gid, first = np.zeros(n, np.int64), np.zeros(1, np.int64)
+        keys = [self._concat(old, rows, f"k{i}") for i in range(self._n_keys)]
+        gid, first = measures.group_ids(keys, n_old + rows.num_rows)
         n_groups = len(first)
         cols: dict[str, pa.Array] = {f"k{i}": keys[i].take(pa.array(first)) for i in range(self._n_keys)}
         ts = rows.column("__ts").to_numpy()
@@ -97,11 +93,12 @@ class GroupPartials:
     # ------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _concat(old: pa.Table | None, rows: pa.Table, old_name: str, new_name: str) -> pa.Array:
-        new = rows.column(new_name).combine_chunks()
+    def _concat(old: pa.Table | None, rows: pa.Table, name: str) -> pa.Array:
+        """Column ``name`` of ``old`` (if any) followed by that of ``rows``, in ``rows``' type."""
+        new = rows.column(name).combine_chunks()
         if old is None:
             return new
-        prev = old.column(old_name).combine_chunks()
+        prev = old.column(name).combine_chunks()
         if prev.type != new.type:
             prev = prev.cast(new.type)
         return pa.concat_arrays([prev, new])
@@ -119,7 +116,7 @@ class GroupPartials:
         func = agg.func
         if func == "count":
             counts = np.concatenate([_column(old, f"v{i}", np.uint64), sel.astype(np.uint64)])
-            return {f"v{i}": pa.array(_int_sums(gid, counts, n_groups))}
+            return {f"v{i}": pa.array(measures.int_sums(gid, counts, n_groups))}
         if func in ("sum", "avg"):
             values = measures.numeric(arg) if arg is not None else np.zeros(n_new)
             if func == "avg" or values.dtype.kind == "f":
@@ -128,9 +125,9 @@ class GroupPartials:
             else:
                 acc = np.uint64 if values.dtype.kind == "u" else np.int64
                 values = np.concatenate([_column(old, f"v{i}", acc), np.where(sel, values, 0).astype(acc)])
-                sums = _int_sums(gid, values, n_groups)
+                sums = measures.int_sums(gid, values, n_groups)
             seen = np.concatenate([_column(old, f"c{i}", np.uint64), sel.astype(np.uint64)])
-            return {f"v{i}": pa.array(sums), f"c{i}": pa.array(_int_sums(gid, seen, n_groups))}
+            return {f"v{i}": pa.array(sums), f"c{i}": pa.array(measures.int_sums(gid, seen, n_groups))}
         # min, max, first, last: the state's value competes with the batch's rows, state rows first
         assert arg is not None
         kept = pa.concat_arrays([old.column(f"v{i}").combine_chunks().cast(arg.type), arg]) if old else arg
@@ -164,7 +161,7 @@ class GroupPartials:
             return pa.array([n_pairs], pa.uint64())
         if not n_pairs:
             return pa.array(np.zeros(state.num_rows, np.uint64))
-        keys = [self._concat(state, pairs, f"k{j}", f"k{j}") for j in range(self._n_keys)]
+        keys = [self._concat(state, pairs, f"k{j}") for j in range(self._n_keys)]
         gid, _ = measures.group_ids(keys)
         n = state.num_rows
         counts = np.bincount(gid[n:], minlength=int(gid.max()) + 1).astype(np.uint64)
@@ -190,9 +187,3 @@ def _column(state: pa.Table | None, name: str, dtype) -> np.ndarray:
     col = state.column(name).combine_chunks()
     return col.fill_null(0).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
 
-
-def _int_sums(gid: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
-    """Exact per-group integer sums (``bincount`` would round through float64)."""
-    out = np.zeros(n_groups, values.dtype)
-    np.add.at(out, gid, values)
-    return out

@@ -161,7 +161,7 @@ class QueryRunner:
         src = self.plan.source
         ts = _event_ms(work, src)
         keys = [work.column(f"{src.alias}.{k}") for k in src.keys]
-        gid = measures.group_ids(keys)[0] if keys else np.zeros(len(ts), np.int64)
+        gid = measures.group_ids(keys, len(ts))[0]
         order = np.lexsort((np.arange(len(ts)), ts, gid))
         gs = gid[order]
         return work.take(np.sort(order[np.flatnonzero(np.r_[gs[1:] != gs[:-1], True])])) if len(ts) else work
@@ -334,7 +334,7 @@ class QueryRunner:
         rows = pa.concat_tables([c.rows for c in self._buffer])
         ts = rows.column("__ts").to_numpy()
         keys = [rows.column(f"k{i}") for i in range(len(self.plan.group_by))]
-        gid = measures.group_ids(keys)[0] if keys else np.zeros(len(ts), np.int64)
+        gid = measures.group_ids(keys, len(ts))[0]
         order, sid, first, last = windows.sessions(gid, ts, self.size)
         max_len = windows.session_max_length(self.size)
         closed = np.minimum(last + self.size, (first // max_len + 1) * max_len) <= upto
@@ -361,10 +361,7 @@ class QueryRunner:
     ) -> pa.Table:
         keys = [rows.column(f"k{i}") for i in range(len(self.plan.group_by))]
         key_cols = ([wstart] if wstart is not None else []) + keys
-        if key_cols:
-            gid, first = measures.group_ids(key_cols)
-        else:  # one group: the whole input (SQL gives one row even over no rows)
-            gid, first = np.zeros(rows.num_rows, np.int64), np.zeros(1, np.int64)
+        gid, first = measures.group_ids(key_cols, rows.num_rows)
         n_groups = len(first)
         ts = rows.column("__ts").to_numpy()
         cols: dict[str, pa.Array] = {}
