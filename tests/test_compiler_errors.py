@@ -7,6 +7,7 @@ import contextlib
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from srql_helpers import mutate
 
 import srql_compiler
 from srql_compiler.keywords import KEYWORDS
@@ -103,24 +104,10 @@ def test_garbage_only_raises_srql_error(text: str) -> None:
 @settings(max_examples=400, deadline=None)
 @given(st.sampled_from(SAMPLE), st.data())
 def test_mutated_queries_only_raise_srql_error(query: str, data: st.DataObject) -> None:
-    chars = list(query)
-    for _ in range(data.draw(st.integers(1, 4))):
-        op = data.draw(st.sampled_from(["delete", "insert", "replace", "swap_token"]))
-        i = data.draw(st.integers(0, max(0, len(chars) - 1)))
-        if op == "delete" and chars:
-            del chars[i]
-        elif op == "insert":
-            chars.insert(i, data.draw(st.sampled_from(list("()',=<>*. 0a_"))))
-        elif op == "replace" and chars:
-            chars[i] = data.draw(st.characters(codec="utf-8"))
-        else:
-            words = "".join(chars).split(" ")
-            j = data.draw(st.integers(0, len(words) - 1))
-            words[j] = data.draw(st.sampled_from(list(KEYWORDS)))
-            chars = list(" ".join(words))
+    mutated = mutate(query, data, "()',=<>*. 0a_")
     for target in ("proton", "clickhouse", "duckdb"):
         with contextlib.suppress(srql_compiler.SRQLError):
-            srql_compiler.compile("".join(chars), target)
+            srql_compiler.compile(mutated, target)
 
 
 @pytest.mark.parametrize("depth", [50, 3000, 30000])

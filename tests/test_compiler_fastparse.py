@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from srql_helpers import mutate
 
 from srql_compiler import parser
 from srql_compiler.examples import SRQL_MD_EXAMPLES
@@ -56,22 +57,7 @@ def test_same_tree_as_lark(query: str) -> None:
 @settings(max_examples=500, deadline=None)
 @given(st.sampled_from(CORPUS), st.data())
 def test_mutations_agree_with_lark(query: str, data: st.DataObject) -> None:
-    chars = list(query)
-    for _ in range(data.draw(st.integers(1, 4))):
-        op = data.draw(st.sampled_from(["delete", "insert", "replace", "keyword"]))
-        i = data.draw(st.integers(0, max(0, len(chars) - 1)))
-        if op == "delete" and chars:
-            del chars[i]
-        elif op == "insert":
-            chars.insert(i, data.draw(st.sampled_from(list("()',=<>*. 0a_;`\"-\n"))))
-        elif op == "replace" and chars:
-            chars[i] = data.draw(st.characters(codec="utf-8"))
-        else:
-            words = "".join(chars).split(" ")
-            j = data.draw(st.integers(0, len(words) - 1))
-            words[j] = data.draw(st.sampled_from(list(KEYWORDS)))
-            chars = list(" ".join(words))
-    _same("".join(chars))
+    _same(mutate(query, data, "()',=<>*. 0a_;`\"-\n"))
 
 
 ALPHABET = st.sampled_from([*"abcdefghijklmnopqrstuvwxyz_0123456789 '\"`()*,.=<>!-+/%;\n\t", *KEYWORDS])
