@@ -183,24 +183,25 @@ def parse_lines(lines: list[bytes], src_idx: np.ndarray, sources: list[str],
             except TypeError:
                 raise _StreamFrames from None
             block_lens = lens[r0:r1]
-            if not _valid_utf8(data, block_lens):  # rare: repair only then, line by line, so slices stay valid
+            block_ends = np.cumsum(block_lens)
+            if not _valid_utf8(data, (block_ends - block_lens)[block_lens > 0]):
+                # rare: repair only then, line by line, so slices stay valid UTF-8
                 block = [ln.decode("utf-8", "replace").encode() for ln in block]
                 data = b"".join([*block, _PAD_BYTES])
                 block_lens = np.fromiter(map(len, block), np.int64, len(block))
-            block_ends = np.cumsum(block_lens)
+                block_ends = np.cumsum(block_lens)
             out += _parse_block(np.frombuffer(data, np.uint8), block_ends - block_lens, block_ends, src_idx[r0:r1],
                                 sources, _rows_of(received, r0, r1), options)  # fmt: skip
     return out
 
 
-def _valid_utf8(data: bytes, lens: np.ndarray) -> bool:
-    """Whether every line of the joined ``data`` is valid UTF-8 on its own (lines of ``lens`` bytes).
+def _valid_utf8(data: bytes, starts: np.ndarray) -> bool:
+    """Whether every line of the joined ``data`` is valid UTF-8 on its own (``starts``: non-empty lines).
 
     Arrow's (SIMD) validation of the whole buffer at once, plus the line boundaries: a valid buffer can
     still join a line ending in the middle of a character to a line starting with its continuation
     bytes (``b"\xc2"`` + ``b"\x80"``), so no non-empty line may start with a continuation byte.
     """
-    starts = (np.cumsum(lens) - lens)[lens > 0]
     if starts.size and ((np.frombuffer(data, np.uint8)[starts] & 0xC0) == 0x80).any():
         return False
     try:
