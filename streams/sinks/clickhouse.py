@@ -195,18 +195,17 @@ class ClickHouseSink:
 
         A job that regenerates a time range (the demo, a replay) calls this first so that a second run
         replaces the range instead of storing it twice. Entities are cut by their event time, result
-        tables by their first timestamp column (``window_start``); tables not created yet are skipped.
+        tables by the timestamp column :meth:`ensure_results` sorted them by (``window_start``); tables
+        not created yet, and result tables without a time, are skipped.
         """
         ms = int(since.timestamp() * 1000)
-        existing = set(self.sql("SELECT name FROM system.tables WHERE database = currentDatabase()")
-                       .column("name").to_pylist())  # fmt: skip
-        cuts = [(ent.stream, ent.event_time) for ent in CATALOG if ent.stream in existing]
+        tables = self.sql("SELECT name, sorting_key FROM system.tables WHERE database = currentDatabase()")
+        sorted_by = dict(zip(tables.column("name").to_pylist(), tables.column("sorting_key").to_pylist(), strict=True))
+        cuts = [(ent.stream, ent.event_time) for ent in CATALOG if ent.stream in sorted_by]
         for name in results:
             _check_ident(name)
-            if name in existing:
-                cols = self.sql(f"SELECT name FROM system.columns WHERE database = currentDatabase() AND "
-                                f"table = '{name}' AND type LIKE 'DateTime64%' ORDER BY position LIMIT 1")
-                cuts += [(name, c) for c in cols.column("name").to_pylist()]
+            if sorted_by.get(name):
+                cuts.append((name, sorted_by[name]))
         since_sql = f"fromUnixTimestamp64Milli(toInt64({ms}), 'UTC')"
         for table, column in cuts:
             self.backend.command(f"DELETE FROM {table} WHERE `{column}` >= {since_sql}")
