@@ -90,6 +90,29 @@ def unique_mb(pids: list[int]) -> float | None:
     return np.unique(np.concatenate(parts)).size * 4096 / (1 << 20)  # type: ignore[arg-type]
 
 
+@contextlib.contextmanager
+def sampled(measure, every: float, first: float):
+    """While the block runs, call ``measure`` every ``every`` s in a thread; yields the values so far
+    (``first`` included; a None or an OSError from a process that went away is skipped)."""
+    values = [first]
+    done = threading.Event()
+
+    def loop() -> None:
+        while not done.wait(every):
+            with contextlib.suppress(OSError):
+                v = measure()
+                if v is not None:
+                    values.append(v)
+
+    sampler = threading.Thread(target=loop, daemon=True)
+    sampler.start()
+    try:
+        yield values
+    finally:
+        done.set()
+        sampler.join()
+
+
 def import_rss(stmt: str, env: dict | None = None, cwd: str | None = None) -> float:
     """RSS (MB) of a fresh interpreter after ``stmt`` (the daemon's imports, nothing else)."""
     code = f"{stmt}\nprint([int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmRSS:')][0] / 1024)"
@@ -299,19 +322,8 @@ def measure_one_process(work: Path, nats_url: str, session: bytes, rows: int, qu
         agent_polls(agent_port, 1)
         time.sleep(2.0)
         idle, idle_anon = status_mb(proc.pid), status_mb(proc.pid, "RssAnon")
-        anon = [idle_anon]
-        done = threading.Event()
-
-        def sample() -> None:
-            while not done.wait(0.05):
-                with contextlib.suppress(OSError):
-                    anon.append(status_mb(proc.pid, "RssAnon"))
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        rates = simultaneous_load(quick, aport, session, nats_url, rows, sport, agent_port)
-        done.set()
-        sampler.join()
+        with sampled(lambda: status_mb(proc.pid, "RssAnon"), 0.05, idle_anon) as anon:
+            rates = simultaneous_load(quick, aport, session, nats_url, rows, sport, agent_port)
         peak = status_mb(proc.pid, "VmHWM")
         time.sleep(3.0)
         after, after_anon = status_mb(proc.pid), status_mb(proc.pid, "RssAnon")
@@ -350,21 +362,8 @@ def measure_edge(quick: bool) -> dict:
         pids = {k: p.pid for k, p in procs.items()}
         idle = {k: status_mb(pid) for k, pid in pids.items()}
         idle_unique = unique_mb(list(pids.values()))
-        peak_unique = [idle_unique or 0.0]
-        done = threading.Event()
-
-        def sample() -> None:
-            while not done.wait(0.1):
-                with contextlib.suppress(OSError):
-                    u = unique_mb(list(pids.values()))
-                    if u is not None:
-                        peak_unique.append(u)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        rates = simultaneous_load(quick, aport, session, nats_srv.url, rows, sport, agent_port)
-        done.set()
-        sampler.join()
+        with sampled(lambda: unique_mb(list(pids.values())), 0.1, idle_unique or 0.0) as peak_unique:
+            rates = simultaneous_load(quick, aport, session, nats_srv.url, rows, sport, agent_port)
         peak = {k: status_mb(pid, "VmHWM") for k, pid in pids.items()}
         time.sleep(3.0)
         after = {k: status_mb(pid) for k, pid in pids.items()}
